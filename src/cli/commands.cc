@@ -1,0 +1,67 @@
+#include <cstdio>
+
+#include "cli/command.h"
+#include "cli/commands_list.h"
+
+namespace locald::cli {
+
+namespace {
+
+// The table: one line per subcommand, in the order `locald --help` lists them.
+const Command kCommands[] = {
+    {"help", "Show help for a command", kHelpHelp, run_help},
+    {"version", "Print the version", "usage: locald version\n", run_version},
+};
+
+}  // namespace
+
+std::span<const Command> commands() {
+    return kCommands;
+}
+
+const Command* find_command(std::string_view name) {
+    for (const auto& command : kCommands) {
+        if (command.name == name) {
+            return &command;
+        }
+    }
+    return nullptr;
+}
+
+int exit_code_for(base::ErrorKind kind) {
+    using base::ErrorKind;
+    switch (kind) {
+        case ErrorKind::InvalidArgument:
+        case ErrorKind::NotFound:
+        case ErrorKind::AlreadyExists:
+        case ErrorKind::DataLoss:
+        case ErrorKind::Unsupported:
+            return kExitBadInput;
+        case ErrorKind::Unavailable:
+        case ErrorKind::DeadlineExceeded:
+            return kExitUnavailable;
+        case ErrorKind::Cancelled:
+            return kExitCancelled;
+        case ErrorKind::Internal:
+            return kExitInternal;
+        case ErrorKind::PermissionDenied:
+        case ErrorKind::Unauthenticated:
+        case ErrorKind::FailedPrecondition:
+            return kExitFailure;
+    }
+    return kExitInternal;
+}
+
+int report_error(const base::Error& error) {
+    std::fprintf(stderr, "locald: error: %s\n", error.to_string().c_str());
+    return exit_code_for(error.kind());
+}
+
+int report_usage(std::string_view command, const base::Error& error) {
+    std::fprintf(stderr, "locald: error: %s\n", error.to_string().c_str());
+    std::fprintf(stderr, "see `locald help %.*s`\n", static_cast<int>(command.size()),
+                 command.data());
+    return kExitUsage;
+}
+
+}  // namespace locald::cli

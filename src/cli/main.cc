@@ -1,0 +1,36 @@
+// locald — the single binary: CLI, daemon and internal launch modes.
+#include <clocale>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include "cli/command.h"
+#include "cli/commands_list.h"
+
+int main(int argc, char** argv) {
+    using namespace locald::cli;
+    std::setlocale(LC_ALL, "C");
+    std::vector<std::string> args(argv + 1, argv + argc);
+    if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+        return run_help({});
+    }
+    if (args[0] == "--version" || args[0] == "-V") {
+        return run_version({});
+    }
+    const Command* command = find_command(args[0]);
+    if (command == nullptr) {
+        std::fprintf(stderr, "locald: error: unknown command `%s`; see `locald --help`\n",
+                     args[0].c_str());
+        return kExitUsage;
+    }
+    std::vector<std::string> rest(args.begin() + 1, args.end());
+    for (const auto& arg : rest) {
+        if (arg == "--") {
+            break;
+        }
+        if (arg == "--help" || arg == "-h") {
+            return run_help(std::vector<std::string>{std::string(command->name)});
+        }
+    }
+    return command->run(rest);
+}
