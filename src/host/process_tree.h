@@ -1,0 +1,99 @@
+// host/process_tree.h — everything one service run started, found and ended.
+//
+// Contract: a ProcessTree tracks the processes of one run of a service, so
+// that "stopped" means nothing it started is left — including children that
+// double-fork or call setsid():
+//   - Cgroup mode: the run gets its own cgroup (v2: a subdirectory of the
+//     cgroup2 mount under this process's own cgroup when writable, else under
+//     the mount root when writable (root); v1: the `pids` hierarchy when
+//     writable (root)). Membership is cgroup.procs; nothing escapes.
+//   - Scan mode (no writable cgroup): /proc is walked; a process belongs to the
+//     run if it was seen before (pids are remembered), or its session or
+//     process group is the leader's, or its parent belongs. Orphans are
+//     re-parented to the supervising process, which must be a child subreaper
+//     (`become_subreaper()`, the daemon calls it at startup) so a double-forked
+//     grandchild stays in our subtree and is remembered. A process that
+//     setsid()s *and* double-forks faster than one scan can escape in this
+//     mode; cgroup mode has no such window.
+// Zombies that are our children and belong to the run are reaped by
+// `refresh()`; `signal_all()` signals the process group and every member.
+// Depends on base only.
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+
+namespace locald::host {
+
+// prctl(PR_SET_CHILD_SUBREAPER, 1) for the calling process. The daemon must
+// call this once at startup (tests do too).
+base::Result<void> become_subreaper();
+
+// Where per-run cgroups can be made on this machine, probed once.
+struct CgroupSupport {
+    enum class Version { None, V2, V1 };
+    Version version = Version::None;
+    std::string parent;   // directory under which run cgroups are created
+    std::string why_not;  // when None: what was tried and why it failed
+};
+// Probes (and creates `<parent>/locald-<pid>`), cached after the first call.
+const CgroupSupport& cgroup_support();
+
+enum class TrackMode { Auto, ScanOnly };
+
+class ProcessTree {
+public:
+    // `name` is only used for the cgroup directory name (sanitised).
+    static base::Result<std::unique_ptr<ProcessTree>> create(std::string name, TrackMode mode);
+    ~ProcessTree();  // removes the cgroup directory (when empty)
+
+    // Path to write the child's pid to before exec; empty in scan mode.
+    std::string cgroup_procs_path() const;
+    bool uses_cgroup() const { return !m_cgroup_dir.empty(); }
+    const std::string& cgroup_dir() const { return m_cgroup_dir; }
+
+    // A new run: `leader` is the main process (session/group leader).
+    void set_leader(pid_t leader);
+
+    // Re-reads membership and reaps member zombies that are our children.
+    // Returns the live members (zombies excluded).
+    std::vector<pid_t> refresh();
+
+    // Sends `sig` to the leader's process group and every live member.
+    void signal_all(int sig);
+
+    // True when no live member is left.
+    bool empty() { return refresh().empty(); }
+
+private:
+    ProcessTree() = default;
+    std::vector<pid_t> scan_members();
+    std::vector<pid_t> cgroup_members();
+    void reap_member_zombies(const std::vector<pid_t>& candidates);
+
+    std::string m_cgroup_dir;
+    bool m_cgroup_v2 = false;
+    pid_t m_leader = 0;
+    std::set<pid_t> m_known;
+};
+
+// One process's view from /proc/<pid>/stat.
+struct ProcStat {
+    pid_t pid = 0;
+    pid_t ppid = 0;
+    pid_t pgrp = 0;
+    pid_t session = 0;
+    char state = '?';
+    unsigned long long start_time = 0;
+};
+std::optional<ProcStat> read_proc_stat(pid_t pid);
+std::vector<pid_t> list_pids();
+
+}  // namespace locald::host
