@@ -1,0 +1,884 @@
+#include "config/internal/toml_loader.h"
+
+#include <toml++/toml.h>
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <set>
+
+#include "config/internal/files.h"
+#include "config/values.h"
+
+namespace locald::config::internal {
+
+namespace {
+
+std::string_view type_name(const toml::node& node) {
+    switch (node.type()) {
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a float";
+        case toml::node_type::boolean:
+            return "a boolean";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::date:
+            return "a date";
+        case toml::node_type::time:
+            return "a time";
+        case toml::node_type::date_time:
+            return "a date-time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+// Edit distance, for "did you mean" on unknown keys.
+size_t distance(std::string_view a, std::string_view b) {
+    std::vector<size_t> row(b.size() + 1);
+    for (size_t j = 0; j <= b.size(); ++j) {
+        row[j] = j;
+    }
+    for (size_t i = 1; i <= a.size(); ++i) {
+        size_t diagonal = row[0];
+        row[0] = i;
+        for (size_t j = 1; j <= b.size(); ++j) {
+            size_t above = row[j];
+            row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+            diagonal = above;
+        }
+    }
+    return row[b.size()];
+}
+
+std::string join(const std::vector<std::string_view>& words) {
+    std::string out;
+    for (auto word : words) {
+        if (!out.empty()) {
+            out += ", ";
+        }
+        out += word;
+    }
+    return out;
+}
+
+const std::vector<std::string_view> kTopKeys = {"project", "env", "service", "services"};
+const std::vector<std::string_view> kProjectKeys = {"name"};
+const std::vector<std::string_view> kServiceKeys = {
+    "command",     "entrypoint",   "workdir",   "env",     "env_file",   "port",
+    "depends_on",  "health_check", "restart",   "backoff", "min_uptime", "max_restarts",
+    "stop_signal", "stop_timeout", "replicas",  "image",   "user",       "volumes",
+    "network",     "resources",    "read_only", "build",   "process"};
+const std::vector<std::string_view> kHealthKeys = {
+    "http", "tcp", "exec", "log", "notify", "interval", "timeout", "retries", "start_period"};
+const std::vector<std::string_view> kBackoffKeys = {"initial", "max"};
+const std::vector<std::string_view> kResourceKeys = {"memory", "cpus", "pids"};
+const std::vector<std::string_view> kBuildKeys = {"builder", "buildpacks", "env", "mode"};
+// Keys that configure a container; an error on a service that runs on the host.
+const std::vector<std::string_view> kContainerKeys = {"user", "volumes", "network", "resources",
+                                                      "read_only"};
+
+class Reader {
+public:
+    Reader(const std::string& file, const std::string& project_dir)
+        : m_file(file), m_project_dir(project_dir) {}
+
+    base::Result<TomlProject> run(std::string_view text) {
+        toml::table root;
+        try {
+            root = toml::parse(text, m_file);
+        } catch (const toml::parse_error& error) {
+            const auto& where = error.source().begin;
+            return base::invalid_argument("{}:{}:{}: invalid TOML: {}", m_file, where.line,
+                                          where.column, error.description());
+        } catch (const std::exception& error) {
+            return base::invalid_argument("{}: invalid TOML: {}", m_file, error.what());
+        }
+        TomlProject project;
+        const toml::key* services_key = nullptr;
+        for (auto&& [key, node] : root) {
+            TRY(check_key(key, kTopKeys, "at the top level"));
+            if (key.str() == "project") {
+                const toml::table* table = TRY(expect_table(node, "[project]"));
+                for (auto&& [project_key, value] : *table) {
+                    TRY(check_key(project_key, kProjectKeys, "in [project]"));
+                    std::string name = TRY(expect_string(value, "project.name"));
+                    if (name.empty() || name.find_first_of("/\n\t ") != std::string::npos ||
+                        name == "." || name == "..") {
+                        return fail(value,
+                                    "`project.name`: expected a non-empty name without "
+                                    "`/` or whitespace, found `{}`",
+                                    name);
+                    }
+                    project.name = name;
+                }
+            } else if (key.str() == "env") {
+                const toml::table* table = TRY(expect_table(node, "[env]"));
+                project.env = TRY(read_env_table(*table, "env", EnvOrigin::ProjectEnv));
+            } else {
+                if (services_key != nullptr) {
+                    return fail(key,
+                                "`[{}]` and `[{}]` both define services; use one spelling in a "
+                                "file (`[service.NAME]` is canonical)",
+                                key.str(), services_key->str());
+                }
+                services_key = &key;
+                const toml::table* table = TRY(expect_table(node, fmt::format("[{}]", key.str())));
+                for (auto&& [name, service_node] : *table) {
+                    project.services.push_back(TRY(read_service(key.str(), name, service_node)));
+                }
+            }
+        }
+        // toml++ keeps tables sorted by key; services run in the order written.
+        std::stable_sort(project.services.begin(), project.services.end(),
+                         [](const TomlService& a, const TomlService& b) {
+                             const auto& la = a.spec.location;
+                             const auto& lb = b.spec.location;
+                             return std::tie(la.line, la.column) < std::tie(lb.line, lb.column);
+                         });
+        return project;
+    }
+
+private:
+    SourceLocation location(const toml::source_region& region) const {
+        return SourceLocation{m_file, static_cast<int>(region.begin.line),
+                              static_cast<int>(region.begin.column)};
+    }
+    SourceLocation location(const toml::node& node) const { return location(node.source()); }
+    SourceLocation location(const toml::key& key) const { return location(key.source()); }
+
+    template <typename Where, typename... Args>
+    base::Error fail(const Where& where, fmt::format_string<Args...> format, Args&&... args) const {
+        return base::invalid_argument("{}: {}", location(where).to_string(),
+                                      fmt::format(format, std::forward<Args>(args)...));
+    }
+
+    base::Result<void> check_key(const toml::key& key, const std::vector<std::string_view>& allowed,
+                                 std::string_view where) const {
+        if (std::find(allowed.begin(), allowed.end(), key.str()) != allowed.end()) {
+            return base::ok();
+        }
+        std::string hint;
+        size_t best = 3;
+        for (auto candidate : allowed) {
+            size_t d = distance(key.str(), candidate);
+            if (d < best) {
+                best = d;
+                hint = fmt::format(" (did you mean `{}`?)", candidate);
+            }
+        }
+        return fail(key, "unknown key `{}` {}{}; allowed: {}", key.str(), where, hint,
+                    join(allowed));
+    }
+
+    base::Result<const toml::table*> expect_table(const toml::node& node,
+                                                  std::string_view what) const {
+        if (const toml::table* table = node.as_table()) {
+            return table;
+        }
+        return fail(node, "`{}`: expected a table, found {}", what, type_name(node));
+    }
+
+    base::Result<std::string> expect_string(const toml::node& node, std::string_view what) const {
+        if (const auto* value = node.as_string()) {
+            if (value->get().find('\0') != std::string::npos) {
+                return fail(node, "`{}`: the string contains a NUL byte", what);
+            }
+            return value->get();
+        }
+        return fail(node, "`{}`: expected a string, found {}", what, type_name(node));
+    }
+
+    base::Result<std::string> expect_nonempty_string(const toml::node& node,
+                                                     std::string_view what) const {
+        std::string value = TRY(expect_string(node, what));
+        if (value.empty()) {
+            return fail(node, "`{}`: expected a non-empty string", what);
+        }
+        return value;
+    }
+
+    base::Result<bool> expect_bool(const toml::node& node, std::string_view what) const {
+        if (const auto* value = node.as_boolean()) {
+            return value->get();
+        }
+        return fail(node, "`{}`: expected a boolean (true or false), found {}", what,
+                    type_name(node));
+    }
+
+    base::Result<std::int64_t> expect_integer(const toml::node& node, std::string_view what,
+                                              std::int64_t min, std::int64_t max) const {
+        const auto* value = node.as_integer();
+        if (value == nullptr) {
+            return fail(node, "`{}`: expected an integer, found {}", what, type_name(node));
+        }
+        if (value->get() < min || value->get() > max) {
+            if (max == std::numeric_limits<std::int64_t>::max()) {
+                return fail(node, "`{}`: expected an integer of at least {}, found {}", what, min,
+                            value->get());
+            }
+            return fail(node, "`{}`: expected an integer from {} to {}, found {}", what, min, max,
+                        value->get());
+        }
+        return value->get();
+    }
+
+    base::Result<std::vector<std::string>> expect_string_array(const toml::node& node,
+                                                               std::string_view what) const {
+        const toml::array* array = node.as_array();
+        if (array == nullptr) {
+            return fail(node, "`{}`: expected an array of strings, found {}", what,
+                        type_name(node));
+        }
+        std::vector<std::string> out;
+        for (size_t i = 0; i < array->size(); ++i) {
+            out.push_back(TRY(expect_string((*array)[i], fmt::format("{}[{}]", what, i))));
+        }
+        return out;
+    }
+
+    base::Result<Duration> expect_duration(const toml::node& node, std::string_view what) const {
+        const auto* value = node.as_string();
+        if (value == nullptr) {
+            return fail(node,
+                        "`{}`: expected a duration string with a unit (`500ms`, `10s`, "
+                        "`2m`), found {}",
+                        what, type_name(node));
+        }
+        auto duration = parse_duration(value->get());
+        if (!duration) {
+            return fail(node, "`{}`: {}", what, duration.error().message());
+        }
+        return duration.value();
+    }
+
+    // A command: a string (→ /bin/sh -c) or a non-empty array of strings (exec'd).
+    base::Result<CommandLine> expect_command(const toml::node& node, std::string_view what) const {
+        CommandLine command;
+        if (node.is_string()) {
+            command.form = CommandLine::Form::Shell;
+            command.shell = TRY(expect_string(node, what));
+            if (command.shell.find_first_not_of(" \t\n") == std::string::npos) {
+                return fail(node, "`{}`: expected a non-empty command", what);
+            }
+            return command;
+        }
+        if (node.is_array()) {
+            command.form = CommandLine::Form::Exec;
+            command.argv = TRY(expect_string_array(node, what));
+            if (command.argv.empty() || command.argv[0].empty()) {
+                return fail(node,
+                            "`{}`: expected a non-empty array whose first element is the "
+                            "program",
+                            what);
+            }
+            return command;
+        }
+        return fail(node,
+                    "`{}`: expected a string (run with /bin/sh -c) or an array of strings "
+                    "(exec'd directly), found {}",
+                    what, type_name(node));
+    }
+
+    base::Result<std::vector<EnvEntry>> read_env_table(const toml::table& table,
+                                                       std::string_view what,
+                                                       EnvOrigin origin) const {
+        std::vector<EnvEntry> entries;
+        for (auto&& [key, node] : table) {
+            if (!is_valid_env_key(key.str())) {
+                return fail(key,
+                            "`{}`: invalid variable name `{}` (expected [A-Za-z_][A-Za-z0-9_.-]*)",
+                            what, key.str());
+            }
+            std::string path = fmt::format("{}.{}", what, key.str());
+            std::string value;
+            if (node.is_string()) {
+                value = TRY(expect_string(node, path));
+            } else if (const auto* integer = node.as_integer()) {
+                value = std::to_string(integer->get());
+            } else if (const auto* boolean = node.as_boolean()) {
+                value = boolean->get() ? "true" : "false";
+            } else {
+                return fail(node, "`{}`: expected a string (or an integer or boolean), found {}",
+                            path, type_name(node));
+            }
+            entries.push_back(
+                EnvEntry{std::string(key.str()), std::move(value), origin, location(key)});
+        }
+        std::sort(entries.begin(), entries.end(), [](const EnvEntry& a, const EnvEntry& b) {
+            return std::tie(a.location.line, a.location.column) <
+                   std::tie(b.location.line, b.location.column);
+        });
+        return entries;
+    }
+
+    base::Result<TomlService> read_service(std::string_view section, const toml::key& name,
+                                           const toml::node& node) {
+        std::string prefix = fmt::format("{}.{}", section, name.str());
+        if (!is_valid_service_name(name.str())) {
+            return fail(name, "invalid service name `{}` (expected [A-Za-z0-9_-]+)", name.str());
+        }
+        const toml::table* table = TRY(expect_table(node, prefix));
+        std::string where = fmt::format("in [{}]", prefix);
+        for (auto&& [key, value] : *table) {
+            TRY(check_key(key, kServiceKeys, where));
+        }
+
+        TomlService out;
+        ServiceSpec& spec = out.spec;
+        spec.name = std::string(name.str());
+        // An explicit `[service.web]` header has its own position; a dotted or
+        // inline definition is located at its name.
+        spec.location = table->source().begin.line > 0 ? location(*table) : location(name);
+
+        auto key_node = [&](std::string_view key) -> const toml::node* { return table->get(key); };
+        auto key_of = [&](std::string_view wanted) -> const toml::key& {
+            for (auto&& [key, value] : *table) {
+                if (key.str() == wanted) {
+                    return key;
+                }
+            }
+            return name;  // not reached: callers ask only for keys that are present
+        };
+        auto path = [&](std::string_view key) { return fmt::format("{}.{}", prefix, key); };
+
+        // --- what kind of service this is, and which keys clash.
+        const toml::node* command = key_node("command");
+        const toml::node* image = key_node("image");
+        const toml::node* build = key_node("build");
+        if (image != nullptr && build != nullptr) {
+            const toml::key& later = location(key_of("image")).line > location(key_of("build")).line
+                                         ? key_of("image")
+                                         : key_of("build");
+            return fail(later,
+                        "`image` and `build` clash in [{}]: a service has exactly one of "
+                        "`command` (host), `image` or `build`",
+                        prefix);
+        }
+        if (command == nullptr && image == nullptr && build == nullptr) {
+            return base::invalid_argument(
+                "{}: service `{}` needs one of `command` (a host process), `image` (an OCI image) "
+                "or `build` (a CNB build)",
+                spec.location.to_string(), spec.name);
+        }
+        spec.kind = image != nullptr   ? ServiceKind::Image
+                    : build != nullptr ? ServiceKind::Build
+                                       : ServiceKind::Host;
+        if (key_node("entrypoint") != nullptr && spec.kind != ServiceKind::Image) {
+            return fail(key_of("entrypoint"),
+                        "`entrypoint` needs `image` in [{}]: it replaces the image's Entrypoint",
+                        prefix);
+        }
+        if (key_node("process") != nullptr && spec.kind != ServiceKind::Build) {
+            return fail(key_of("process"),
+                        "`process` needs `build` in [{}]: it picks a CNB process type", prefix);
+        }
+        if (key_node("process") != nullptr && command != nullptr) {
+            return fail(key_of("process"),
+                        "`command` and `process` clash in [{}]: both pick what runs; keep one",
+                        prefix);
+        }
+
+        if (command != nullptr) {
+            spec.command = TRY(expect_command(*command, path("command")));
+        }
+        if (image != nullptr) {
+            spec.image = TRY(expect_nonempty_string(*image, path("image")));
+            if (spec.image.find_first_of(" \t\n") != std::string::npos) {
+                return fail(*image, "`{}`: an image reference has no whitespace, found `{}`",
+                            path("image"), spec.image);
+            }
+        }
+        if (const toml::node* entrypoint = key_node("entrypoint")) {
+            spec.entrypoint = TRY(expect_command(*entrypoint, path("entrypoint")));
+        }
+        if (build != nullptr) {
+            spec.build = TRY(read_build(*build, path("build")));
+        }
+        if (const toml::node* process = key_node("process")) {
+            spec.process = TRY(expect_nonempty_string(*process, path("process")));
+        }
+        bool on_host = spec.runs_on_host();
+        if (on_host) {
+            for (auto key : kContainerKeys) {
+                if (key_node(key) != nullptr) {
+                    return fail(key_of(key),
+                                "`{}` in [{}] needs a container: it applies to `image` services "
+                                "and to `build` with mode = \"container\", not to a process on "
+                                "the host",
+                                key, prefix);
+                }
+            }
+        }
+
+        // --- where it runs.
+        spec.workdir = on_host ? m_project_dir : "";
+        if (const toml::node* workdir = key_node("workdir")) {
+            std::string value = TRY(expect_nonempty_string(*workdir, path("workdir")));
+            if (on_host) {
+                spec.workdir = resolve_path(m_project_dir, value);
+            } else if (value[0] != '/') {
+                return fail(*workdir,
+                            "`{}`: a container's workdir must be an absolute path inside the "
+                            "container, found `{}`",
+                            path("workdir"), value);
+            } else {
+                spec.workdir = resolve_path("/", value);
+            }
+        }
+
+        // --- environment.
+        if (const toml::node* env = key_node("env")) {
+            const toml::table* env_table = TRY(expect_table(*env, path("env")));
+            out.env_table = TRY(read_env_table(*env_table, path("env"), EnvOrigin::ServiceEnv));
+        }
+        if (const toml::node* env_file = key_node("env_file")) {
+            if (env_file->is_string()) {
+                std::string file = TRY(expect_nonempty_string(*env_file, path("env_file")));
+                spec.env_files.push_back(resolve_path(m_project_dir, file));
+                out.env_file_locations.push_back(location(*env_file));
+            } else if (const toml::array* files = env_file->as_array()) {
+                for (size_t i = 0; i < files->size(); ++i) {
+                    std::string file = TRY(expect_nonempty_string(
+                        (*files)[i], fmt::format("{}[{}]", path("env_file"), i)));
+                    spec.env_files.push_back(resolve_path(m_project_dir, file));
+                    out.env_file_locations.push_back(location((*files)[i]));
+                }
+            } else {
+                return fail(*env_file, "`{}`: expected a string or an array of strings, found {}",
+                            path("env_file"), type_name(*env_file));
+            }
+        }
+
+        // --- port.
+        if (const toml::node* port = key_node("port")) {
+            out.port_location = location(*port);
+            if (const auto* flag = port->as_boolean()) {
+                spec.port.mode = flag->get() ? PortSpec::Mode::Auto : PortSpec::Mode::None;
+            } else if (port->is_integer()) {
+                spec.port.mode = PortSpec::Mode::Pinned;
+                spec.port.number =
+                    static_cast<std::uint16_t>(TRY(expect_integer(*port, path("port"), 1, 65535)));
+            } else {
+                return fail(*port,
+                            "`{}`: expected a port number (1-65535), true (assign a free port) or "
+                            "false (no port), found {}",
+                            path("port"), type_name(*port));
+            }
+        }
+
+        // --- dependencies.
+        if (const toml::node* depends_on = key_node("depends_on")) {
+            spec.depends_on = TRY(read_depends_on(*depends_on, path("depends_on")));
+        }
+
+        if (const toml::node* health = key_node("health_check")) {
+            spec.health_check = TRY(read_health_check(*health, path("health_check")));
+            auto kind = spec.health_check->kind;
+            if ((kind == HealthCheck::Kind::Http || kind == HealthCheck::Kind::Tcp) &&
+                spec.port.mode == PortSpec::Mode::None) {
+                return fail(*health,
+                            "`{}`: a `{}` health check probes the service's port, but "
+                            "`port = false`",
+                            path("health_check"), to_string(kind));
+            }
+        }
+
+        // --- lifecycle.
+        if (const toml::node* restart = key_node("restart")) {
+            std::string value = TRY(expect_string(*restart, path("restart")));
+            if (value == "no") {
+                spec.restart = RestartPolicy::No;
+            } else if (value == "on-failure") {
+                spec.restart = RestartPolicy::OnFailure;
+            } else if (value == "always") {
+                spec.restart = RestartPolicy::Always;
+            } else {
+                return fail(*restart,
+                            "`{}`: expected \"no\", \"on-failure\" or \"always\", found `{}`",
+                            path("restart"), value);
+            }
+        }
+        if (const toml::node* backoff = key_node("backoff")) {
+            const toml::table* backoff_table = TRY(expect_table(*backoff, path("backoff")));
+            std::string backoff_where = fmt::format("in `{}`", path("backoff"));
+            for (auto&& [key, value] : *backoff_table) {
+                TRY(check_key(key, kBackoffKeys, backoff_where));
+                Duration duration =
+                    TRY(expect_duration(value, fmt::format("{}.{}", path("backoff"), key.str())));
+                (key.str() == "initial" ? spec.backoff.initial : spec.backoff.max) = duration;
+            }
+            if (spec.backoff.initial.count() == 0) {
+                return fail(*backoff, "`{}`: `initial` must be more than 0", path("backoff"));
+            }
+            if (spec.backoff.initial > spec.backoff.max) {
+                return fail(*backoff, "`{}`: `initial` ({}) is larger than `max` ({})",
+                            path("backoff"), format_duration(spec.backoff.initial),
+                            format_duration(spec.backoff.max));
+            }
+        }
+        if (const toml::node* min_uptime = key_node("min_uptime")) {
+            spec.min_uptime = TRY(expect_duration(*min_uptime, path("min_uptime")));
+        }
+        if (const toml::node* max_restarts = key_node("max_restarts")) {
+            spec.max_restarts = static_cast<int>(
+                TRY(expect_integer(*max_restarts, path("max_restarts"), 0, 1000000)));
+        }
+        if (const toml::node* stop_signal = key_node("stop_signal")) {
+            std::string value = TRY(expect_string(*stop_signal, path("stop_signal")));
+            auto signal = parse_signal(value);
+            if (!signal) {
+                return fail(*stop_signal, "`{}`: {}", path("stop_signal"),
+                            signal.error().message());
+            }
+            spec.stop_signal = signal.release_value();
+        }
+        if (const toml::node* stop_timeout = key_node("stop_timeout")) {
+            spec.stop_timeout = TRY(expect_duration(*stop_timeout, path("stop_timeout")));
+        }
+        if (const toml::node* replicas = key_node("replicas")) {
+            spec.replicas =
+                static_cast<int>(TRY(expect_integer(*replicas, path("replicas"), 1, 1000)));
+            if (spec.replicas > 1 && spec.port.mode == PortSpec::Mode::Pinned) {
+                return fail(*replicas,
+                            "`replicas` and a pinned `port` clash in [{}]: {} replicas cannot all "
+                            "listen on port {}",
+                            prefix, spec.replicas, spec.port.number);
+            }
+        }
+
+        // --- container keys.
+        if (const toml::node* user = key_node("user")) {
+            spec.container.user = TRY(expect_nonempty_string(*user, path("user")));
+        }
+        if (const toml::node* volumes = key_node("volumes")) {
+            const toml::array* array = volumes->as_array();
+            if (array == nullptr) {
+                return fail(*volumes, "`{}`: expected an array of strings, found {}",
+                            path("volumes"), type_name(*volumes));
+            }
+            for (size_t i = 0; i < array->size(); ++i) {
+                std::string item_path = fmt::format("{}[{}]", path("volumes"), i);
+                std::string text = TRY(expect_string((*array)[i], item_path));
+                auto volume = parse_volume(text);
+                if (!volume) {
+                    return fail((*array)[i], "`{}`: {}", item_path, volume.error().message());
+                }
+                spec.container.volumes.push_back(volume.release_value());
+            }
+        }
+        if (const toml::node* network = key_node("network")) {
+            std::string value = TRY(expect_string(*network, path("network")));
+            if (value == "host") {
+                spec.container.network = NetworkMode::Host;
+            } else if (value == "none") {
+                spec.container.network = NetworkMode::None;
+            } else {
+                return fail(*network, "`{}`: expected \"host\" or \"none\", found `{}`",
+                            path("network"), value);
+            }
+        }
+        if (const toml::node* resources = key_node("resources")) {
+            spec.container.resources = TRY(read_resources(*resources, path("resources")));
+        }
+        if (const toml::node* read_only = key_node("read_only")) {
+            spec.container.read_only = TRY(expect_bool(*read_only, path("read_only")));
+        }
+        return out;
+    }
+
+    base::Result<BuildSpec> read_build(const toml::node& node, const std::string& what) const {
+        const toml::table* table = TRY(expect_table(node, what));
+        BuildSpec build;
+        std::string where = fmt::format("in `{}`", what);
+        for (auto&& [key, value] : *table) {
+            TRY(check_key(key, kBuildKeys, where));
+            std::string path = fmt::format("{}.{}", what, key.str());
+            if (key.str() == "builder") {
+                build.builder = TRY(expect_nonempty_string(value, path));
+            } else if (key.str() == "buildpacks") {
+                build.buildpacks = TRY(expect_string_array(value, path));
+                for (size_t i = 0; i < build.buildpacks.size(); ++i) {
+                    if (build.buildpacks[i].empty()) {
+                        return fail(*value.as_array()->get(i),
+                                    "`{}[{}]`: expected a non-empty "
+                                    "buildpack reference",
+                                    path, i);
+                    }
+                }
+            } else if (key.str() == "env") {
+                const toml::table* env = TRY(expect_table(value, path));
+                for (auto& entry : TRY(read_env_table(*env, path, EnvOrigin::ServiceEnv))) {
+                    build.env.emplace_back(entry.key, entry.value);
+                }
+            } else {
+                std::string mode = TRY(expect_string(value, path));
+                if (mode == "container") {
+                    build.mode = BuildSpec::Mode::Container;
+                } else if (mode == "host") {
+                    build.mode = BuildSpec::Mode::Host;
+                } else {
+                    return fail(value, "`{}`: expected \"container\" or \"host\", found `{}`", path,
+                                mode);
+                }
+            }
+        }
+        return build;
+    }
+
+    base::Result<std::vector<Dependency>> read_depends_on(const toml::node& node,
+                                                          const std::string& what) const {
+        std::vector<Dependency> out;
+        std::set<std::string> seen;
+        if (const toml::array* array = node.as_array()) {
+            for (size_t i = 0; i < array->size(); ++i) {
+                const toml::node& item = (*array)[i];
+                std::string name =
+                    TRY(expect_nonempty_string(item, fmt::format("{}[{}]", what, i)));
+                if (!seen.insert(name).second) {
+                    return fail(item, "`{}`: `{}` is listed twice", what, name);
+                }
+                out.push_back(Dependency{name, DependencyCondition::Started, location(item)});
+            }
+            return out;
+        }
+        const toml::table* table = node.as_table();
+        if (table == nullptr) {
+            return fail(node,
+                        "`{}`: expected an array of service names or a table of NAME = "
+                        "\"condition\", found {}",
+                        what, type_name(node));
+        }
+        for (auto&& [key, value] : *table) {
+            std::string path = fmt::format("{}.{}", what, key.str());
+            std::string condition = TRY(expect_string(value, path));
+            Dependency dependency{std::string(key.str()), DependencyCondition::Started,
+                                  location(key)};
+            if (condition == "started") {
+                dependency.condition = DependencyCondition::Started;
+            } else if (condition == "healthy") {
+                dependency.condition = DependencyCondition::Healthy;
+            } else if (condition == "completed") {
+                dependency.condition = DependencyCondition::Completed;
+            } else if (condition == "completed_successfully") {
+                dependency.condition = DependencyCondition::CompletedSuccessfully;
+            } else {
+                return fail(value,
+                            "`{}`: expected \"started\", \"healthy\", \"completed\" or "
+                            "\"completed_successfully\", found `{}`",
+                            path, condition);
+            }
+            out.push_back(std::move(dependency));
+        }
+        std::sort(out.begin(), out.end(), [](const Dependency& a, const Dependency& b) {
+            return std::tie(a.location.line, a.location.column) <
+                   std::tie(b.location.line, b.location.column);
+        });
+        return out;
+    }
+
+    base::Result<HealthCheck> read_health_check(const toml::node& node,
+                                                const std::string& what) const {
+        const toml::table* table = TRY(expect_table(node, what));
+        HealthCheck check;
+        check.location = location(node);
+        std::string where = fmt::format("in `{}`", what);
+        const toml::key* probe = nullptr;
+        for (auto&& [key, value] : *table) {
+            TRY(check_key(key, kHealthKeys, where));
+            std::string path = fmt::format("{}.{}", what, key.str());
+            std::string_view name = key.str();
+            if (name == "interval") {
+                check.interval = TRY(expect_duration(value, path));
+                if (check.interval.count() == 0) {
+                    return fail(value, "`{}`: must be more than 0", path);
+                }
+                continue;
+            }
+            if (name == "timeout") {
+                check.timeout = TRY(expect_duration(value, path));
+                if (check.timeout.count() == 0) {
+                    return fail(value, "`{}`: must be more than 0", path);
+                }
+                continue;
+            }
+            if (name == "start_period") {
+                check.start_period = TRY(expect_duration(value, path));
+                continue;
+            }
+            if (name == "retries") {
+                check.retries = static_cast<int>(TRY(expect_integer(value, path, 1, 1000000)));
+                continue;
+            }
+            // A probe key.
+            if (probe != nullptr) {
+                const toml::key& later = location(*probe).line > location(key).line ||
+                                                 (location(*probe).line == location(key).line &&
+                                                  location(*probe).column > location(key).column)
+                                             ? *probe
+                                             : key;
+                return fail(later,
+                            "`{}` and `{}` clash in `{}`: a health check has exactly one probe "
+                            "(http, tcp, exec, log or notify)",
+                            probe->str(), key.str(), what);
+            }
+            probe = &key;
+            if (name == "http") {
+                check.kind = HealthCheck::Kind::Http;
+                check.http_path = TRY(expect_string(value, path));
+                if (!check.http_path.starts_with('/') ||
+                    check.http_path.find_first_of(" \t\r\n") != std::string::npos) {
+                    return fail(value, "`{}`: expected a URL path starting with `/`, found `{}`",
+                                path, check.http_path);
+                }
+            } else if (name == "tcp" || name == "notify") {
+                bool enabled = TRY(expect_bool(value, path));
+                if (!enabled) {
+                    return fail(value, "`{}`: expected true (remove the health_check to have none)",
+                                path);
+                }
+                check.kind = name == "tcp" ? HealthCheck::Kind::Tcp : HealthCheck::Kind::Notify;
+            } else if (name == "exec") {
+                check.kind = HealthCheck::Kind::Exec;
+                check.command = TRY(expect_command(value, path));
+            } else {
+                check.kind = HealthCheck::Kind::Log;
+                check.pattern = TRY(expect_nonempty_string(value, path));
+            }
+        }
+        if (probe == nullptr) {
+            return fail(node,
+                        "`{}`: expected one probe: http = \"/path\", tcp = true, exec = "
+                        "\"command\", log = \"text\" or notify = true",
+                        what);
+        }
+        return check;
+    }
+
+    base::Result<Resources> read_resources(const toml::node& node, const std::string& what) const {
+        const toml::table* table = TRY(expect_table(node, what));
+        Resources resources;
+        std::string where = fmt::format("in `{}`", what);
+        for (auto&& [key, value] : *table) {
+            TRY(check_key(key, kResourceKeys, where));
+            std::string path = fmt::format("{}.{}", what, key.str());
+            if (key.str() == "memory") {
+                if (const auto* integer = value.as_integer()) {
+                    resources.memory_bytes = static_cast<std::uint64_t>(TRY(
+                        expect_integer(value, path, 1, std::numeric_limits<std::int64_t>::max())));
+                    (void)integer;
+                } else if (const auto* text = value.as_string()) {
+                    auto bytes = parse_memory(text->get());
+                    if (!bytes) {
+                        return fail(value, "`{}`: {}", path, bytes.error().message());
+                    }
+                    resources.memory_bytes = bytes.value();
+                } else {
+                    return fail(value,
+                                "`{}`: expected a size like \"512M\" or a number of bytes, "
+                                "found {}",
+                                path, type_name(value));
+                }
+            } else if (key.str() == "cpus") {
+                double cpus = 0;
+                if (const auto* integer = value.as_integer()) {
+                    cpus = static_cast<double>(integer->get());
+                } else if (const auto* number = value.as_floating_point()) {
+                    cpus = number->get();
+                } else {
+                    return fail(value, "`{}`: expected a number of CPUs like 1.5, found {}", path,
+                                type_name(value));
+                }
+                if (!(cpus > 0) || !std::isfinite(cpus)) {
+                    return fail(value, "`{}`: expected a number of CPUs above 0, found {}", path,
+                                cpus);
+                }
+                resources.cpus = cpus;
+            } else {
+                resources.pids =
+                    TRY(expect_integer(value, path, 1, std::numeric_limits<std::int64_t>::max()));
+            }
+        }
+        return resources;
+    }
+
+    // "NAME:/target[:ro|:rw]" or "PATH:/target[:ro|:rw]" where PATH starts with
+    // `/`, `./`, `../` or is `.`.
+    base::Result<VolumeSpec> parse_volume(const std::string& text) const {
+        auto bad = [&](std::string_view why) {
+            return base::invalid_argument(
+                "invalid volume `{}`: {} (expected `NAME:/path`, `./host/path:/path` or "
+                "`/host/path:/path`, optionally followed by `:ro` or `:rw`)",
+                text, why);
+        };
+        std::vector<std::string> parts;
+        size_t start = 0;
+        for (;;) {
+            size_t colon = text.find(':', start);
+            parts.push_back(text.substr(start, colon - start));
+            if (colon == std::string::npos) {
+                break;
+            }
+            start = colon + 1;
+        }
+        if (parts.size() < 2 || parts.size() > 3) {
+            return bad("expected two or three `:`-separated parts");
+        }
+        VolumeSpec volume;
+        if (parts.size() == 3) {
+            if (parts[2] == "ro") {
+                volume.read_only = true;
+            } else if (parts[2] != "rw") {
+                return bad(fmt::format("unknown option `{}`", parts[2]));
+            }
+        }
+        const std::string& source = parts[0];
+        if (source.empty()) {
+            return bad("the source is empty");
+        }
+        if (source[0] == '/' || source == "." || source == ".." || source.starts_with("./") ||
+            source.starts_with("../")) {
+            volume.kind = VolumeSpec::Kind::Bind;
+            volume.source = resolve_path(m_project_dir, source);
+        } else if (source[0] == '~') {
+            return bad("`~` is not expanded; write the path out or make it relative (`./…`)");
+        } else {
+            if (!is_valid_service_name(source) && source.find('.') == std::string::npos) {
+                return bad("a volume name matches [A-Za-z0-9_.-]+");
+            }
+            for (char c : source) {
+                if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' ||
+                      c == '.')) {
+                    return bad("a volume name matches [A-Za-z0-9_.-]+");
+                }
+            }
+            volume.kind = VolumeSpec::Kind::Named;
+            volume.source = source;
+        }
+        if (parts[1].empty() || parts[1][0] != '/') {
+            return bad("the target must be an absolute path in the container");
+        }
+        volume.target = resolve_path("/", parts[1]);
+        return volume;
+    }
+
+    std::string m_file;
+    std::string m_project_dir;
+};
+
+}  // namespace
+
+base::Result<TomlProject> parse_locald_toml(std::string_view text, const std::string& file,
+                                            const std::string& project_dir) {
+    Reader reader(file, project_dir);
+    return reader.run(text);
+}
+
+}  // namespace locald::config::internal
