@@ -34,6 +34,10 @@ struct SpawnOptions {
     // When set, the child writes its own pid here before exec (cgroup.procs of
     // the service's cgroup), so nothing it starts can escape the cgroup.
     std::string cgroup_procs_path;
+    // PR_SET_PDEATHSIG for the main process (0 = none). Off by default: the
+    // PTY hangup (SIGHUP) and the next daemon's leftover sweep end services
+    // of a dead daemon; a signal tied to the forking *thread* is a footgun.
+    int parent_death_signal = 0;
 };
 
 base::Result<PtyChild> spawn_in_pty(const ExecPlan& plan, const SpawnOptions& options = {});

@@ -17,6 +17,7 @@
 
 #include <sys/types.h>
 
+#include <csignal>
 #include <functional>
 #include <optional>
 #include <string>
@@ -93,12 +94,11 @@ private:
     enum class EndReason { None, StopRequested, RestartRequested, MainExited, ProbeFailed };
 
     void do_spawn();
-    void begin_terminate(EndReason reason, bool signal_now);
+    void begin_terminate(EndReason reason);
     void finish_run();
     void set_state(ServiceState state);
     void emit(MachineAction::Kind kind, int signal = 0);
     void schedule_probe(SteadyTime at);
-    void count_probe_failure(std::string detail);
     void mark_ready(std::string_view detail);
     void reset_counters();
 
@@ -122,6 +122,8 @@ private:
     bool m_ready = false;
     int m_probe_failures = 0;
     std::string m_end_detail;
+    SteadyTime m_end_time{};
+    bool m_changed = false;
 };
 
 }  // namespace locald::host
