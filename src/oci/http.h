@@ -31,6 +31,10 @@ public:
     std::vector<std::string> get_all(std::string_view name) const;
     const std::vector<std::pair<std::string, std::string>>& entries() const { return m_entries; }
     void clear() { m_entries.clear(); }
+    // Removes every value of `name`.
+    void remove(std::string_view name);
+    // Replaces every value of `name` with one.
+    void set(std::string_view name, std::string_view value);
 
 private:
     std::vector<std::pair<std::string, std::string>> m_entries;
