@@ -51,6 +51,7 @@ public:
     void abort();
 
 private:
+    friend Result<void> atomic_write_file_at(int, const std::string&, std::string_view, mode_t);
     AtomicFile(UniqueFd dir, UniqueFd fd, std::string path, std::string temp_name,
                std::string temp_path, std::string leaf, mode_t mode);
 
