@@ -2,13 +2,22 @@
 
 #include <signal.h>
 #include <string.h>
-#include <sys/pidfd.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 namespace locald::base {
 
 namespace {
+
+// Raw syscalls: glibc 2.36's <sys/pidfd.h> lacks extern "C" for C++.
+int pidfd_open(pid_t pid) {
+    return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+}
+
+int pidfd_send_signal(int pidfd, int signal) {
+    return static_cast<int>(::syscall(SYS_pidfd_send_signal, pidfd, signal, nullptr, 0));
+}
 
 ExitStatus status_from_siginfo(const siginfo_t& info) {
     if (info.si_code == CLD_EXITED) {
@@ -61,7 +70,7 @@ Result<Child> Child::spawn(const std::function<int()>& body) {
     if (pid == 0) {
         ::_exit(body());
     }
-    int pidfd = ::pidfd_open(pid, 0);
+    int pidfd = pidfd_open(pid);
     if (pidfd < 0) {
         Error error = errno_error("opening a pidfd for child {}", pid);
         ::kill(pid, SIGKILL);
@@ -76,7 +85,7 @@ Child Child::from_pidfd(pid_t pid, UniqueFd pidfd) {
 }
 
 Result<Child> Child::adopt(pid_t pid) {
-    int pidfd = ::pidfd_open(pid, 0);
+    int pidfd = pidfd_open(pid);
     if (pidfd < 0) {
         return errno_error("opening a pidfd for process {}", pid);
     }
@@ -87,7 +96,7 @@ Result<void> Child::kill(int signal) {
     if (!valid()) {
         return failed_precondition("signalling a child that is not running");
     }
-    if (::pidfd_send_signal(m_pidfd.get(), signal, nullptr, 0) != 0) {
+    if (pidfd_send_signal(m_pidfd.get(), signal) != 0) {
         // ESRCH: it exited and awaits reaping; the caller's intent is met.
         if (errno == ESRCH) {
             return ok();
@@ -141,7 +150,7 @@ void Child::kill_and_reap() {
     if (!valid()) {
         return;
     }
-    ::pidfd_send_signal(m_pidfd.get(), SIGKILL, nullptr, 0);
+    pidfd_send_signal(m_pidfd.get(), SIGKILL);
     siginfo_t info;
     while (::waitid(P_PIDFD, static_cast<id_t>(m_pidfd.get()), &info, WEXITED) != 0 &&
            errno == EINTR) {

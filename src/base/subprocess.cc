@@ -5,7 +5,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/pidfd.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -133,14 +132,13 @@ Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
         exec_child(options, argv.data(), options.env ? envp.data() : nullptr, stdin_read.get(),
                    out.write.get(), err.write.get(), exec_error.write.get());
     }
-    int pidfd = ::pidfd_open(pid, 0);
-    if (pidfd < 0) {
-        Error error = errno_error("running `{}`: opening a pidfd", program);
+    auto adopted = Child::adopt(pid);
+    if (!adopted) {
         ::kill(pid, SIGKILL);
         ::waitpid(pid, nullptr, 0);
-        return error;
+        return adopted.release_error().context(fmt::format("running `{}`", program));
     }
-    Child child = Child::from_pidfd(pid, UniqueFd(pidfd));
+    Child child = adopted.release_value();
     stdin_read.reset();
     out.write.reset();
     err.write.reset();
