@@ -64,7 +64,8 @@ size_t on_body(char* data, size_t size, size_t count, void* user) {
     long status = 0;
     curl_easy_getinfo(transfer->easy, CURLINFO_RESPONSE_CODE, &status);
     if (transfer->sink && *transfer->sink && status >= 200 && status < 300) {
-        auto result = (*transfer->sink)(std::string_view(data, bytes));
+        auto result =
+            (*transfer->sink)(std::string_view(data, bytes), status, transfer->response->headers);
         if (!result) {
             transfer->response->abort_error = result.release_error();
             return CURL_WRITEFUNC_ERROR;

@@ -51,9 +51,12 @@ struct TlsOptions {
 // memory). Returns the number of bytes written into `buffer` (0 = end).
 using BodyReader = std::function<base::Result<size_t>(char* buffer, size_t size)>;
 
-// Receives a 2xx response body as it arrives. Returning an error aborts the
-// transfer (reported as TransportError::Aborted with that error kept).
-using BodySink = std::function<base::Result<void>(std::string_view data)>;
+// Receives a 2xx response body as it arrives, with the status and headers
+// (complete by then) so the receiver can validate them (Range, length) before
+// taking the first byte. Returning an error aborts the transfer (reported as
+// TransportError::Aborted with that error kept).
+using BodySink = std::function<base::Result<void>(std::string_view data, long status,
+                                                  const HttpHeaders& headers)>;
 
 struct HttpRequest {
     std::string method = "GET";
