@@ -27,6 +27,7 @@
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,8 +72,9 @@ public:
     LogSubscription(const LogSubscription&) = delete;
     LogSubscription& operator=(const LogSubscription&) = delete;
 
-    // Line mode: moves queued records (with a Gap record first when records
-    // were dropped since the last drain) into `out`; returns how many.
+    // Line mode: moves queued records into `out`, followed by one Gap record
+    // when records were dropped since the last drain (drops happen only while
+    // the queue is full, so the gap is exactly there); returns how many.
     size_t drain(std::vector<LogRecord>& out);
     // Raw mode: moves queued bytes into `out`; returns dropped bytes since the
     // last call (the consumer decides how to show the gap).
@@ -134,8 +136,8 @@ public:
 private:
     friend class LogSubscription;
     LogSink(LogSinkOptions options, const Clock& clock);
-    void emit(LogStream stream, std::string_view text);
-    void append_file(const LogRecord& record);
+    void emit(LogStream stream, std::string_view text, WallTime time, std::string_view stamp);
+    void append_file(const LogRecord& record, std::string_view stamp);
     void rotate();
     base::Result<void> open_file();
     void unsubscribe(LogSubscription* subscription);

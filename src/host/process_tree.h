@@ -22,6 +22,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -74,14 +75,12 @@ public:
 
 private:
     ProcessTree() = default;
-    std::vector<pid_t> scan_members();
     std::vector<pid_t> cgroup_members();
-    void reap_member_zombies(const std::vector<pid_t>& candidates);
 
     std::string m_cgroup_dir;
     bool m_cgroup_v2 = false;
     pid_t m_leader = 0;
-    std::set<pid_t> m_known;
+    std::map<pid_t, unsigned long long> m_known;  // pid → start time (pid reuse guard)
 };
 
 // One process's view from /proc/<pid>/stat.

@@ -1,0 +1,360 @@
+#include "host/process_tree.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <map>
+#include <sstream>
+
+namespace locald::host {
+namespace {
+
+std::string read_small_file(const std::string& path) {
+    std::ifstream in(path);
+    std::stringstream buffer;
+    buffer << in.rdbuf();
+    return buffer.str();
+}
+
+bool write_small_file(const std::string& path, std::string_view data) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return false;
+    }
+    bool ok = ::write(fd, data.data(), data.size()) == static_cast<ssize_t>(data.size());
+    ::close(fd);
+    return ok;
+}
+
+std::string sanitize(std::string_view name) {
+    std::string out;
+    for (char c : name) {
+        out.push_back((std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_') ? c
+                                                                                            : '_');
+    }
+    if (out.empty()) {
+        out = "service";
+    }
+    return out.substr(0, 64);
+}
+
+// Tries to make `<dir>/locald-<pid>`; the directory run cgroups go into.
+bool try_parent(const std::string& dir, std::string* made, std::string* why) {
+    std::string candidate = fmt::format("{}/locald-{}", dir, ::getpid());
+    if (::mkdir(candidate.c_str(), 0755) != 0 && errno != EEXIST) {
+        *why += fmt::format("mkdir `{}`: {}; ", candidate, std::strerror(errno));
+        return false;
+    }
+    // Writable directory is not enough: joining needs write access to the
+    // common ancestor's cgroup.procs (cgroup v2 delegation rules). Check the
+    // file we will write.
+    if (::access((candidate + "/cgroup.procs").c_str(), W_OK) != 0) {
+        *why += fmt::format("`{}/cgroup.procs` not writable; ", candidate);
+        ::rmdir(candidate.c_str());
+        return false;
+    }
+    *made = candidate;
+    return true;
+}
+
+CgroupSupport probe_cgroups() {
+    CgroupSupport support;
+    std::string why;
+    // cgroup2 mount point from mountinfo: "... <mount point> ... - cgroup2 ..."
+    std::string v2_mount;
+    std::map<std::string, std::string> v1_mounts;  // controller list → mount point
+    {
+        std::ifstream in("/proc/self/mountinfo");
+        std::string line;
+        while (std::getline(in, line)) {
+            std::istringstream fields(line);
+            std::string id, parent, devno, root, mount_point;
+            fields >> id >> parent >> devno >> root >> mount_point;
+            size_t dash = line.find(" - ");
+            if (dash == std::string::npos) {
+                continue;
+            }
+            std::istringstream tail(line.substr(dash + 3));
+            std::string fstype, source, options;
+            tail >> fstype >> source >> options;
+            if (fstype == "cgroup2" && v2_mount.empty()) {
+                v2_mount = mount_point;
+            } else if (fstype == "cgroup") {
+                v1_mounts[options] = mount_point;
+            }
+        }
+    }
+    std::string own_v2_path;
+    std::string own_pids_path;
+    {
+        std::ifstream in("/proc/self/cgroup");
+        std::string line;
+        while (std::getline(in, line)) {
+            // "0::/user.slice/..." (v2) or "5:pids:/..." (v1)
+            size_t first = line.find(':');
+            size_t second = line.find(':', first + 1);
+            if (first == std::string::npos || second == std::string::npos) {
+                continue;
+            }
+            std::string controllers = line.substr(first + 1, second - first - 1);
+            std::string path = line.substr(second + 1);
+            if (line.compare(0, first, "0") == 0 && controllers.empty()) {
+                own_v2_path = path;
+            } else if (controllers == "pids") {
+                own_pids_path = path;
+            }
+        }
+    }
+    if (!v2_mount.empty()) {
+        // A delegated subtree (our own cgroup) first: that is what an
+        // unprivileged user can have; then the root of the hierarchy (root).
+        std::vector<std::string> candidates;
+        if (!own_v2_path.empty() && own_v2_path != "/") {
+            candidates.push_back(v2_mount + own_v2_path);
+        }
+        candidates.push_back(v2_mount);
+        for (const auto& dir : candidates) {
+            std::string made;
+            if (try_parent(dir, &made, &why)) {
+                support.version = CgroupSupport::Version::V2;
+                support.parent = made;
+                return support;
+            }
+        }
+    } else {
+        why += "no cgroup2 mount; ";
+    }
+    for (const auto& [options, mount_point] : v1_mounts) {
+        if (options.find("pids") == std::string::npos) {
+            continue;
+        }
+        std::string made;
+        if (try_parent(mount_point + (own_pids_path == "/" ? "" : own_pids_path), &made, &why) ||
+            try_parent(mount_point, &made, &why)) {
+            support.version = CgroupSupport::Version::V1;
+            support.parent = made;
+            return support;
+        }
+    }
+    support.why_not = why.empty() ? "no cgroup hierarchy found" : why;
+    return support;
+}
+
+std::atomic<uint64_t> g_tree_counter{0};
+
+}  // namespace
+
+base::Result<void> become_subreaper() {
+    if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
+        return base::errno_error("becoming the child subreaper");
+    }
+    return base::ok();
+}
+
+const CgroupSupport& cgroup_support() {
+    static const CgroupSupport support = [] {
+        CgroupSupport probed = probe_cgroups();
+        if (!probed.parent.empty()) {
+            // Our `locald-<pid>` directory goes with us (rmdir only succeeds
+            // once every run cgroup in it is gone).
+            std::atexit([] { ::rmdir(cgroup_support().parent.c_str()); });
+        }
+        return probed;
+    }();
+    return support;
+}
+
+std::optional<ProcStat> read_proc_stat(pid_t pid) {
+    char path[64];
+    std::snprintf(path, sizeof path, "/proc/%d/stat", pid);
+    int fd = ::open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+        return std::nullopt;
+    }
+    char buffer[1024];
+    ssize_t n = ::read(fd, buffer, sizeof buffer - 1);
+    ::close(fd);
+    if (n <= 0) {
+        return std::nullopt;
+    }
+    buffer[n] = '\0';
+    // comm may contain spaces and parentheses: fields resume after the last ')'.
+    char* close = std::strrchr(buffer, ')');
+    if (!close) {
+        return std::nullopt;
+    }
+    ProcStat stat;
+    stat.pid = pid;
+    int ppid = 0, pgrp = 0, session = 0;
+    char state = '?';
+    unsigned long long start = 0;
+    // state ppid pgrp session tty_nr tpgid flags minflt cminflt majflt cmajflt
+    // utime stime cutime cstime priority nice num_threads itrealvalue starttime
+    int got = std::sscanf(close + 2,
+                          "%c %d %d %d %*d %*d %*u %*u %*u %*u %*u %*u %*u %*d %*d %*d %*d %*d "
+                          "%*d %llu",
+                          &state, &ppid, &pgrp, &session, &start);
+    if (got != 5) {
+        return std::nullopt;
+    }
+    stat.state = state;
+    stat.ppid = ppid;
+    stat.pgrp = pgrp;
+    stat.session = session;
+    stat.start_time = start;
+    return stat;
+}
+
+std::vector<pid_t> list_pids() {
+    std::vector<pid_t> pids;
+    DIR* proc = ::opendir("/proc");
+    if (!proc) {
+        return pids;
+    }
+    while (dirent* entry = ::readdir(proc)) {
+        char* end = nullptr;
+        long pid = std::strtol(entry->d_name, &end, 10);
+        if (pid > 0 && *end == '\0') {
+            pids.push_back(static_cast<pid_t>(pid));
+        }
+    }
+    ::closedir(proc);
+    return pids;
+}
+
+base::Result<std::unique_ptr<ProcessTree>> ProcessTree::create(std::string name, TrackMode mode) {
+    std::unique_ptr<ProcessTree> tree(new ProcessTree());
+    if (mode == TrackMode::ScanOnly) {
+        return tree;
+    }
+    const CgroupSupport& support = cgroup_support();
+    if (support.version == CgroupSupport::Version::None) {
+        return tree;
+    }
+    std::string dir = fmt::format("{}/{}-{}", support.parent, sanitize(name), ++g_tree_counter);
+    if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+        // The hierarchy worked at probe time; fall back rather than fail.
+        return tree;
+    }
+    tree->m_cgroup_dir = dir;
+    tree->m_cgroup_v2 = support.version == CgroupSupport::Version::V2;
+    return tree;
+}
+
+ProcessTree::~ProcessTree() {
+    if (!m_cgroup_dir.empty()) {
+        ::rmdir(m_cgroup_dir.c_str());  // fails harmlessly when not empty
+    }
+}
+
+std::string ProcessTree::cgroup_procs_path() const {
+    return m_cgroup_dir.empty() ? std::string() : m_cgroup_dir + "/cgroup.procs";
+}
+
+void ProcessTree::set_leader(pid_t leader) {
+    m_leader = leader;
+    m_known.clear();
+    if (auto stat = read_proc_stat(leader)) {
+        m_known[leader] = stat->start_time;
+    }
+}
+
+std::vector<pid_t> ProcessTree::cgroup_members() {
+    std::vector<pid_t> pids;
+    std::istringstream in(read_small_file(cgroup_procs_path()));
+    pid_t pid;
+    while (in >> pid) {
+        pids.push_back(pid);
+    }
+    return pids;
+}
+
+std::vector<pid_t> ProcessTree::refresh() {
+    const pid_t self = ::getpid();
+    std::map<pid_t, ProcStat> all;
+    for (pid_t pid : list_pids()) {
+        if (auto stat = read_proc_stat(pid)) {
+            all[pid] = *stat;
+        }
+    }
+    // Forget pids that died (or were reused: the start time differs).
+    for (auto it = m_known.begin(); it != m_known.end();) {
+        auto found = all.find(it->first);
+        if (found == all.end() || found->second.start_time != it->second) {
+            it = m_known.erase(it);
+        } else {
+            ++it;
+        }
+    }
+    std::set<pid_t> members;
+    if (uses_cgroup()) {
+        for (pid_t pid : cgroup_members()) {
+            members.insert(pid);
+        }
+    }
+    // /proc ancestry in both modes: in cgroup mode it also finds the zombies
+    // (which leave cgroup.procs) so they can be reaped.
+    for (const auto& [pid, start] : m_known) {
+        members.insert(pid);
+    }
+    if (m_leader > 0) {
+        bool grew = true;
+        while (grew) {
+            grew = false;
+            for (const auto& [pid, stat] : all) {
+                if (members.count(pid) || pid == self) {
+                    continue;
+                }
+                if (stat.session == m_leader || stat.pgrp == m_leader ||
+                    (stat.ppid != self && members.count(stat.ppid))) {
+                    members.insert(pid);
+                    grew = true;
+                }
+            }
+        }
+    }
+    std::vector<pid_t> live;
+    for (pid_t pid : members) {
+        auto found = all.find(pid);
+        if (found == all.end()) {
+            continue;
+        }
+        m_known.emplace(pid, found->second.start_time);
+        const ProcStat& stat = found->second;
+        if (stat.state == 'Z' || stat.state == 'X') {
+            // Orphans re-parented to us (the subreaper) are ours to reap; the
+            // leader is reaped by the supervisor, which wants its status.
+            if (stat.ppid == self && pid != m_leader) {
+                ::waitpid(pid, nullptr, WNOHANG);
+            }
+            continue;
+        }
+        live.push_back(pid);
+    }
+    return live;
+}
+
+void ProcessTree::signal_all(int sig) {
+    if (sig == SIGKILL && uses_cgroup() && m_cgroup_v2 &&
+        write_small_file(m_cgroup_dir + "/cgroup.kill", "1")) {
+        // cgroup.kill is atomic against forks racing the kill.
+    }
+    if (m_leader > 0) {
+        ::kill(-m_leader, sig);  // ESRCH when the group is gone: fine
+    }
+    for (pid_t pid : refresh()) {
+        ::kill(pid, sig);
+    }
+}
+
+}  // namespace locald::host

@@ -1,0 +1,165 @@
+// Everything a run starts is found and ended: double-forks, setsid, SIGTERM
+// ignorers — in cgroup mode (when this machine allows one) and /proc mode.
+#include "host/process_tree.h"
+
+#include <gtest/gtest.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "host/pty.h"
+#include "test_util.h"
+
+namespace locald::host {
+namespace {
+
+using testing::helper_path;
+
+struct TrackedRun {
+    std::unique_ptr<ProcessTree> tree;
+    PtyChild child;
+};
+
+TrackedRun start(TrackMode mode, std::vector<std::string> argv) {
+    TrackedRun run;
+    auto tree = ProcessTree::create("test-svc", mode);
+    EXPECT_TRUE(tree.has_value());
+    run.tree = tree.release_value();
+    ExecPlan plan;
+    plan.argv = std::move(argv);
+    SpawnOptions options;
+    options.cgroup_procs_path = run.tree->cgroup_procs_path();
+    auto child = spawn_in_pty(plan, options);
+    EXPECT_TRUE(child.has_value()) << child.error().to_string();
+    run.child = child.release_value();
+    run.tree->set_leader(run.child.pid);
+    return run;
+}
+
+bool contains(const std::vector<pid_t>& pids, pid_t pid) {
+    return std::find(pids.begin(), pids.end(), pid) != pids.end();
+}
+
+// Kills the run the way the supervisor does, reaping the leader ourselves.
+void kill_and_wait_empty(TrackedRun& run) {
+    run.tree->signal_all(SIGKILL);
+    bool empty = testing::wait_until([&] {
+        (void)try_reap(run.child.pid, run.child.pidfd.get());
+        run.tree->signal_all(SIGKILL);
+        return run.tree->empty();
+    });
+    EXPECT_TRUE(empty);
+}
+
+class ProcessTreeModes : public ::testing::TestWithParam<TrackMode> {
+protected:
+    void SetUp() override {
+        if (GetParam() == TrackMode::Auto &&
+            cgroup_support().version == CgroupSupport::Version::None) {
+            GTEST_SKIP() << "no writable cgroup hierarchy here: " << cgroup_support().why_not;
+        }
+    }
+};
+
+TEST_P(ProcessTreeModes, DoubleForkedGrandchildIsFoundKilledAndReaped) {
+    std::string dir = testing::make_temp_dir();
+    TrackedRun run = start(GetParam(), {helper_path(), "double-fork", dir + "/pid"});
+    EXPECT_EQ(run.tree->uses_cgroup(), GetParam() == TrackMode::Auto);
+    pid_t grandchild = testing::read_pid_file(dir + "/pid");
+    ASSERT_GT(grandchild, 0);
+    // The middle process exited: the grandchild is re-parented to us.
+    ASSERT_TRUE(testing::wait_until([&] {
+        auto stat = read_proc_stat(grandchild);
+        return stat && stat->ppid == ::getpid();
+    }));
+    auto members = run.tree->refresh();
+    EXPECT_TRUE(contains(members, run.child.pid));
+    EXPECT_TRUE(contains(members, grandchild));
+    kill_and_wait_empty(run);
+    // Not just dead: reaped (no zombie left behind).
+    EXPECT_TRUE(testing::wait_until([&] {
+        run.tree->refresh();
+        return testing::process_gone(grandchild);
+    }));
+}
+
+TEST_P(ProcessTreeModes, SetsidChildIsFoundAndKilled) {
+    std::string dir = testing::make_temp_dir();
+    TrackedRun run = start(GetParam(), {helper_path(), "setsid", dir + "/pid"});
+    pid_t escaped = testing::read_pid_file(dir + "/pid");
+    ASSERT_GT(escaped, 0);
+    ASSERT_TRUE(testing::wait_until([&] { return ::getsid(escaped) == escaped; }));
+    EXPECT_TRUE(contains(run.tree->refresh(), escaped));
+    // The process-group signal alone would miss it: it has its own session.
+    kill_and_wait_empty(run);
+    EXPECT_TRUE(testing::wait_until([&] { return !testing::process_alive(escaped); }));
+}
+
+TEST_P(ProcessTreeModes, IgnoredSigtermNeedsSigkill) {
+    TrackedRun run = start(GetParam(), {helper_path(), "ignore-term"});
+    std::string out;
+    ASSERT_TRUE(testing::wait_until([&] {
+        char buffer[256];
+        ssize_t n = ::read(run.child.master.get(), buffer, sizeof buffer);
+        if (n > 0) {
+            out.append(buffer, static_cast<size_t>(n));
+        }
+        return out.find("ignoring") != std::string::npos;
+    }));
+    run.tree->signal_all(SIGTERM);
+    // SIGTERM is ignored: still alive after the signal was surely delivered.
+    ::usleep(50'000);
+    EXPECT_TRUE(testing::process_alive(run.child.pid));
+    kill_and_wait_empty(run);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, ProcessTreeModes,
+                         ::testing::Values(TrackMode::Auto, TrackMode::ScanOnly),
+                         [](const auto& info) {
+                             return info.param == TrackMode::Auto ? "Cgroup" : "ProcScan";
+                         });
+
+TEST(ProcessTreeCgroup, SetsidAndParentExitCannotEscapeTheCgroup) {
+    if (cgroup_support().version == CgroupSupport::Version::None) {
+        GTEST_SKIP() << "no writable cgroup hierarchy here: " << cgroup_support().why_not;
+    }
+    std::string dir = testing::make_temp_dir();
+    TrackedRun run = start(TrackMode::Auto, {helper_path(), "setsid-exit", dir + "/pid"});
+    pid_t escaped = testing::read_pid_file(dir + "/pid");
+    ASSERT_GT(escaped, 0);
+    ASSERT_TRUE(testing::wait_until([&] {
+        auto r = try_reap(run.child.pid, run.child.pidfd.get());
+        return r.has_value() && r.value().has_value();
+    }));
+    // Leader gone, own session, re-parented: only the cgroup still knows it.
+    EXPECT_TRUE(contains(run.tree->refresh(), escaped));
+    kill_and_wait_empty(run);
+    EXPECT_TRUE(testing::wait_until([&] { return testing::process_gone(escaped); }));
+}
+
+TEST(ProcessTreeCgroup, ReportsWhatThisMachineAllows) {
+    const auto& support = cgroup_support();
+    switch (support.version) {
+        case CgroupSupport::Version::V2:
+            std::printf("cgroup v2 run cgroups under %s\n", support.parent.c_str());
+            break;
+        case CgroupSupport::Version::V1:
+            std::printf("cgroup v1 (pids) run cgroups under %s\n", support.parent.c_str());
+            break;
+        case CgroupSupport::Version::None:
+            GTEST_SKIP() << "no cgroup tracking, /proc scan only: " << support.why_not;
+    }
+    EXPECT_FALSE(support.parent.empty());
+}
+
+TEST(ProcStat, ReadsOurselves) {
+    auto stat = read_proc_stat(::getpid());
+    ASSERT_TRUE(stat.has_value());
+    EXPECT_EQ(stat->ppid, ::getppid());
+    EXPECT_EQ(stat->pgrp, ::getpgrp());
+    EXPECT_EQ(stat->session, ::getsid(0));
+    EXPECT_EQ(stat->state, 'R');
+}
+
+}  // namespace
+}  // namespace locald::host
