@@ -11,6 +11,9 @@ namespace {
 const Command kCommands[] = {
     {"help", "Show help for a command", kHelpHelp, run_help},
     {"version", "Print the version", "usage: locald version\n", run_version},
+    {"pull", "Fetch an image from a registry into the local store", kPullHelp, run_pull},
+    {"config", "Show the resolved project configuration", kConfigHelp, run_config},
+    {"env", "Show the environment a service runs with", kEnvHelp, run_env},
 };
 
 }  // namespace
