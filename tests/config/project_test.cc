@@ -433,3 +433,28 @@ TEST(Project, DependencyOnProcfileServiceIsKnown) {
 
 }  // namespace
 }  // namespace locald::config
+
+namespace locald::config {
+namespace {
+
+TEST(Project, DanglingDotEnvSymlinkIsAnErrorNotSkipped) {
+    testing::TestProject dir;
+    dir.write("Procfile", "web: run\n");
+    ASSERT_EQ(::symlink("/nonexistent/target", dir.path(".env").c_str()), 0);
+    auto loaded = load_project(dir.dir(), {});
+    ASSERT_FALSE(loaded.has_value());
+    EXPECT_EQ(loaded.error().kind(), base::ErrorKind::NotFound);
+    EXPECT_NE(loaded.error().message().find(dir.path(".env")), std::string::npos);
+}
+
+TEST(Project, ProjectFileThatIsADirectoryIsAnError) {
+    testing::TestProject dir;
+    std::filesystem::create_directories(dir.path("locald.toml"));
+    auto loaded = load_project(dir.dir(), {});
+    ASSERT_FALSE(loaded.has_value());
+    EXPECT_EQ(loaded.error().kind(), base::ErrorKind::InvalidArgument);
+    EXPECT_NE(loaded.error().message().find("not a regular file"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace locald::config

@@ -45,8 +45,10 @@ base::Result<std::string> read_text_file(const std::string& path, size_t max_byt
 }
 
 bool exists(const std::string& path) {
+    // lstat: a dangling `.env` symlink is "present" and fails loudly when
+    // read, instead of being skipped as if there were no file.
     struct stat st {};
-    return ::stat(path.c_str(), &st) == 0;
+    return ::lstat(path.c_str(), &st) == 0;
 }
 
 std::string resolve_path(const std::string& base, std::string_view relative) {

@@ -18,7 +18,7 @@ inline constexpr size_t kMaxConfigFileBytes = 4 * 1024 * 1024;
 base::Result<std::string> read_text_file(const std::string& path,
                                          size_t max_bytes = kMaxConfigFileBytes);
 
-// True when `path` exists (any type; a dangling symlink counts as missing).
+// True when something is at `path` (any type, a dangling symlink included).
 bool exists(const std::string& path);
 
 // `relative` resolved against `base` (unless absolute), lexically normalised
