@@ -213,6 +213,12 @@ health_check = { notify = true }
 [service.c]
 command = "c"
 health_check = { exec = ["pg_isready", "-q"] }
+[service.d]
+command = "d"
+health_check = { log = '/listening on \d+/' }
+[service.e]
+command = "e"
+health_check = { log = "unbalanced ( is fine as text" }
 )");
     auto loaded = load_project(dir.dir(), {});
     ASSERT_TRUE(loaded.has_value()) << loaded.error().to_string();
@@ -222,6 +228,8 @@ health_check = { exec = ["pg_isready", "-q"] }
     EXPECT_EQ(loaded->services[2].health_check->kind, HealthCheck::Kind::Exec);
     EXPECT_EQ(loaded->services[2].health_check->command.argv,
               (std::vector<std::string>{"pg_isready", "-q"}));
+    EXPECT_EQ(loaded->services[3].health_check->pattern, "/listening on \\d+/");
+    EXPECT_EQ(loaded->services[4].health_check->pattern, "unbalanced ( is fine as text");
 }
 
 TEST(Project, ServicesSpellingIsAccepted) {

@@ -165,6 +165,8 @@ INSTANTIATE_TEST_SUITE_P(
                 "`service.web.health_check.http`: expected a URL path starting with `/`"},
         BadToml{"tcp_false", std::string(kWeb) + "health_check = { tcp = false }\n", "3:24",
                 "`service.web.health_check.tcp`: expected true"},
+        BadToml{"bad_log_regex", std::string(kWeb) + "health_check = { log = \"/a(b/\" }\n", "3:24",
+                "`service.web.health_check.log`: invalid regular expression `a(b`"},
         BadToml{"no_probe", std::string(kWeb) + "health_check = { interval = \"1s\" }\n", "3:16",
                 "`service.web.health_check`: expected one probe: http = \"/path\", tcp = true, "
                 "exec = \"command\", log = \"text\" or notify = true"},

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <limits>
 #include <map>
+#include <regex>
 #include <set>
 
 #include "config/internal/files.h"
@@ -751,6 +752,18 @@ private:
             } else {
                 check.kind = HealthCheck::Kind::Log;
                 check.pattern = TRY(expect_nonempty_string(value, path));
+                // `/regex/` is a regular expression (host/probe.h): a bad one
+                // must fail here, with its location, not when the probe starts.
+                if (check.pattern.size() >= 2 && check.pattern.front() == '/' &&
+                    check.pattern.back() == '/') {
+                    std::string regex = check.pattern.substr(1, check.pattern.size() - 2);
+                    try {
+                        std::regex compiled(regex, std::regex::ECMAScript);
+                    } catch (const std::regex_error& error) {
+                        return fail(value, "`{}`: invalid regular expression `{}`: {}", path, regex,
+                                    error.what());
+                    }
+                }
             }
         }
         if (probe == nullptr) {
