@@ -167,7 +167,9 @@ const CgroupSupport& cgroup_support() {
         if (!probed.parent.empty()) {
             // Our `locald-<pid>` directory goes with us (rmdir only succeeds
             // once every run cgroup in it is gone).
-            std::atexit([] { ::rmdir(cgroup_support().parent.c_str()); });
+            // The path is copied: this handler runs after `support` is destroyed.
+            static char* parent = ::strdup(probed.parent.c_str());
+            std::atexit([] { ::rmdir(parent); });
         }
         return probed;
     }();
@@ -349,10 +351,13 @@ void ProcessTree::signal_all(int sig) {
         write_small_file(m_cgroup_dir + "/cgroup.kill", "1")) {
         // cgroup.kill is atomic against forks racing the kill.
     }
+    // Membership first: once the leader dies its children are re-parented to
+    // us and (after setsid) nothing in /proc ties them to the run any more.
+    std::vector<pid_t> members = refresh();
     if (m_leader > 0) {
         ::kill(-m_leader, sig);  // ESRCH when the group is gone: fine
     }
-    for (pid_t pid : refresh()) {
+    for (pid_t pid : members) {
         ::kill(pid, sig);
     }
 }

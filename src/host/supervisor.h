@@ -152,6 +152,11 @@ private:
     std::unique_ptr<ActiveProbe> m_probe;
     std::optional<LogMatcher> m_log_matcher;
     bool m_main_exited = false;
+    bool m_terminating = false;  // stop signal sent (or main gone): waiting for empty
+    bool m_killing = false;      // SIGKILL stage: re-kill anything a scan finds
+    bool m_log_matched = false;  // a log-probe line matched during this drain
+    std::string m_read_buffer;
+    ServiceState m_logged_state = ServiceState::Pending;
     PtySize m_size;
 
     base::EventLoop::WatchId m_pty_watch = 0;

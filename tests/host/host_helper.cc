@@ -136,6 +136,10 @@ int main(int argc, char** argv) {
         std::printf("forked\n");
         std::fflush(stdout);
         if (mode == "setsid-exit") {
+            // Exit only once the child is surely detached and recorded.
+            while (::access(argv[2], F_OK) != 0) {
+                ::usleep(1000);
+            }
             return 0;
         }
         sleep_forever();
