@@ -16,4 +16,27 @@ int run_env(std::span<const std::string> args);
 extern const char kPullHelp[];
 int run_pull(std::span<const std::string> args);
 
+extern const char kUpHelp[];
+int run_up(std::span<const std::string> args);
+extern const char kDownHelp[];
+int run_down(std::span<const std::string> args);
+extern const char kStartHelp[];
+int run_start(std::span<const std::string> args);
+extern const char kStopHelp[];
+int run_stop(std::span<const std::string> args);
+extern const char kRestartHelp[];
+int run_restart(std::span<const std::string> args);
+extern const char kStatusHelp[];
+int run_status(std::span<const std::string> args);
+extern const char kLogsHelp[];
+int run_logs(std::span<const std::string> args);
+extern const char kAttachHelp[];
+int run_attach(std::span<const std::string> args);
+extern const char kRunHelp[];
+int run_run(std::span<const std::string> args);
+extern const char kShutdownHelp[];
+int run_shutdown(std::span<const std::string> args);
+extern const char kDaemonHelp[];
+int run_daemon(std::span<const std::string> args);
+
 }  // namespace locald::cli

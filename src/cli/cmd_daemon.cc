@@ -1,0 +1,31 @@
+// `locald daemon`: the daemon in the foreground (other commands start it
+// detached when needed).
+#include "cli/command.h"
+#include "cli/commands_list.h"
+#include "cli/ipc_client.h"
+#include "daemon/daemon.h"
+
+namespace locald::cli {
+
+const char kDaemonHelp[] =
+    "usage: locald daemon\n"
+    "\n"
+    "Runs the locald daemon in the foreground, logging to stderr. Every other\n"
+    "command starts it in the background when it is not running (its log is then\n"
+    "<state>/daemon.log). One daemon runs per LOCALD_HOME; a second one exits with\n"
+    "status 4. SIGTERM or Ctrl-C stops every service and exits; the services come\n"
+    "back with the next daemon. `locald shutdown` stops it and marks everything down.\n";
+
+int run_daemon(std::span<const std::string> args) {
+    if (!args.empty()) {
+        return report_usage("daemon",
+                            base::invalid_argument("unexpected argument `{}`", args.front()));
+    }
+    auto paths = daemon_paths();
+    if (!paths) {
+        return report_error(paths.error());
+    }
+    return daemon::run_daemon(*paths);
+}
+
+}  // namespace locald::cli

@@ -1,0 +1,37 @@
+// `locald start [SERVICE…]`.
+#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/commands_list.h"
+#include "cli/ipc_client.h"
+
+namespace locald::cli {
+
+const char kStartHelp[] =
+    "usage: locald start [SERVICE…]\n"
+    "\n"
+    "Starts the named services (and, first, the services they depend on, with\n"
+    "the same readiness gating as `up`). Returns when they are ready; exit status 1\n"
+    "when one failed.\n"
+    "\n"
+    "SERVICE is `name` (resolved in the project of the current directory) or\n"
+    "`project:name`. Without SERVICE: every service of the current directory's project.\n";
+
+int run_start(std::span<const std::string> args) {
+    auto parsed = parse_args(args, {});
+    if (!parsed) {
+        return report_usage("start", parsed.error());
+    }
+    base::Json names = base::Json::array();
+    for (const auto& name : parsed->positional()) {
+        names.push_back(name);
+    }
+    auto client = connect_daemon();
+    if (!client) {
+        return report_error(client.error());
+    }
+    return call_with_progress(
+        *client, "start",
+        base::Json::object({{"names", std::move(names)}, {"cwd", current_dir()}}));
+}
+
+}  // namespace locald::cli
