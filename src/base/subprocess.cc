@@ -5,10 +5,12 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 
 #include "base/scope_guard.h"
@@ -19,8 +21,9 @@ namespace locald::base {
 namespace {
 
 // In the forked child: only async-signal-safe calls until exec.
-[[noreturn]] void exec_child(const SubprocessOptions& options, char* const* argv, char* const* envp,
-                             int stdin_fd, int stdout_fd, int stderr_fd, int error_fd) {
+[[noreturn]] void exec_child(const SubprocessOptions& options, const char* executable,
+                             char* const* argv, char* const* envp, int stdin_fd, int stdout_fd,
+                             int stderr_fd, int error_fd) {
     auto fail = [&](int err) {
         ssize_t ignored = ::write(error_fd, &err, sizeof err);
         (void)ignored;
@@ -53,11 +56,7 @@ namespace {
     // catches anything a library opened without it). The error pipe is
     // already close-on-exec.
     ::syscall(SYS_close_range, 3U, ~0U, CLOSE_RANGE_CLOEXEC);
-    if (envp != nullptr) {
-        ::execvpe(argv[0], argv, envp);
-    } else {
-        ::execvp(argv[0], argv);
-    }
+    ::execve(executable, argv, envp != nullptr ? envp : environ);
     fail(errno);
     ::_exit(127);
 }
@@ -87,6 +86,45 @@ bool drain(int fd, std::string& out, size_t cap, bool& truncated) {
     }
 }
 
+// The PATH the child will see: from `env` when given, else ours.
+std::string search_path(const SubprocessOptions& options) {
+    if (options.env) {
+        for (const std::string& entry : *options.env) {
+            if (entry.starts_with("PATH=")) {
+                return entry.substr(5);
+            }
+        }
+    } else if (const char* path = std::getenv("PATH")) {
+        return path;
+    }
+    return "/usr/local/bin:/usr/bin:/bin";
+}
+
+// execvp-style lookup done before fork, so the result does not depend on
+// which PATH directories happen to be unreadable for us (execvp reports
+// EACCES then), and so the child's PATH (not ours) decides.
+Result<std::string> find_program(const std::string& name, const std::string& path) {
+    if (name.find('/') != std::string::npos) {
+        return name;
+    }
+    size_t start = 0;
+    while (start <= path.size()) {
+        size_t colon = path.find(':', start);
+        if (colon == std::string::npos) {
+            colon = path.size();
+        }
+        std::string dir = path.substr(start, colon - start);
+        start = colon + 1;
+        std::string candidate = (dir.empty() ? "." : dir) + "/" + name;
+        struct stat st;
+        if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) &&
+            ::access(candidate.c_str(), X_OK) == 0) {
+            return candidate;
+        }
+    }
+    return Error::from_errno(ENOENT, fmt::format("running `{}`: not found in PATH", name));
+}
+
 }  // namespace
 
 Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
@@ -94,6 +132,7 @@ Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
         return invalid_argument("running a program: empty argv");
     }
     const std::string& program = options.argv[0];
+    std::string executable = TRY(find_program(program, search_path(options)));
     // Build the exec arrays before forking: the child must not allocate.
     std::vector<char*> argv;
     for (const std::string& arg : options.argv) {
@@ -129,8 +168,8 @@ Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
         return errno_error("running `{}`: forking", program);
     }
     if (pid == 0) {
-        exec_child(options, argv.data(), options.env ? envp.data() : nullptr, stdin_read.get(),
-                   out.write.get(), err.write.get(), exec_error.write.get());
+        exec_child(options, executable.c_str(), argv.data(), options.env ? envp.data() : nullptr,
+                   stdin_read.get(), out.write.get(), err.write.get(), exec_error.write.get());
     }
     auto adopted = Child::adopt(pid);
     if (!adopted) {

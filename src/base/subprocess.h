@@ -1,7 +1,9 @@
 // base/subprocess.h — run a program to completion and capture its output.
 //
 // Contract: for short-lived helpers (docker credential helpers, newuidmap,
-// tar in tests): argv[0] is searched in PATH unless it contains '/'; stdin
+// tar in tests): argv[0] is searched (before forking) in the PATH the child
+// will get — `env`'s PATH when env is given, else ours — unless it contains
+// '/'. stdin
 // gets `stdin_data` (or /dev/null); stdout and stderr are captured up to
 // their caps. Exceeding a cap kills the child and sets the *_truncated flag
 // (the status then says "killed"); exceeding the timeout kills it and is a

@@ -160,6 +160,13 @@ TEST(SubprocessTest, ExecFailuresAreErrors) {
     EXPECT_NE(missing.error().message().find("/nonexistent/program"), std::string::npos);
     options.argv = {"locald-no-such-helper-xyz"};
     EXPECT_EQ(run_subprocess(options).error().kind(), ErrorKind::NotFound);
+    // The child's PATH decides, not ours.
+    options.argv = {"sh", "-c", "true"};
+    options.env = std::vector<std::string>{"PATH=/nonexistent"};
+    EXPECT_EQ(run_subprocess(options).error().kind(), ErrorKind::NotFound);
+    options.env = std::vector<std::string>{"PATH=/nonexistent:/bin"};
+    EXPECT_TRUE(run_subprocess(options).value().status.success());
+    options.env.reset();
     auto temp = TempDir::create("noexec").release_value();
     ASSERT_TRUE(write_file(temp.join("script"), "#!/bin/sh\n", 0644));
     options.argv = {temp.join("script")};  // not executable
