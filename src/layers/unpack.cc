@@ -1,0 +1,213 @@
+#include "layers/unpack.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/sys.h"
+#include "base/temp_dir.h"
+#include "oci/media_types.h"
+#include "layers/internal/fs_util.h"
+
+namespace locald::layers {
+
+using base::Result;
+
+base::Result<OwnershipPlan> plan_ownership(RootlessMode rootless) {
+    OwnershipPlan plan;
+    if (geteuid() == 0) {
+        plan.privileged = true;
+        return plan;
+    }
+    if (rootless != RootlessMode::SingleId) {
+        auto mapping = TRY(base::container_mapping());
+        if (!mapping.single()) {
+            plan.user_namespace = true;
+            plan.mapping = std::move(mapping);
+            return plan;
+        }
+        if (rootless == RootlessMode::UserNamespace) {
+            return base::failed_precondition(
+                "no subordinate uid/gid range for this user in /etc/subuid and /etc/subgid "
+                "(needed to keep the image's file owners)");
+        }
+    }
+    plan.mode = OwnershipMode::RootlessXattr;
+    plan.warning =
+        "no subordinate id range (/etc/subuid, /etc/subgid): every file belongs to you; the "
+        "image's owners are kept only in the user.rootlesscontainers xattr";
+    return plan;
+}
+
+base::Result<void> run_as_container_root(const OwnershipPlan& plan,
+                                         const std::function<base::Result<void>()>& fn) {
+    if (!plan.user_namespace) {
+        return fn();
+    }
+    int status = TRY(base::run_in_user_namespace(plan.mapping, [&]() -> Result<int> {
+        TRY(fn());
+        return 0;
+    }));
+    if (status != 0) {
+        return base::internal_error("the user-namespace helper exited with status {}", status);
+    }
+    return base::ok();
+}
+
+base::Result<void> remove_tree(const OwnershipPlan& plan, const std::string& path) {
+    return run_as_container_root(plan, [&]() { return base::remove_all(path); });
+}
+
+base::Result<std::vector<LayerSource>> layer_sources(const oci::ContentStore& store,
+                                                     const oci::ResolvedImage& image) {
+    const auto& layers = image.manifest.layers;
+    const auto& diff_ids = image.config.diff_ids;
+    if (layers.size() != diff_ids.size()) {
+        return base::data_loss("image `{}`: {} layers but {} DiffIDs in the config",
+                               image.manifest.digest.str(), layers.size(), diff_ids.size());
+    }
+    std::vector<LayerSource> out;
+    for (size_t i = 0; i < layers.size(); i++) {
+        if (!oci::media_types::is_layer(layers[i].media_type)) {
+            return base::unsupported("layer {} of `{}` has media type `{}`", i,
+                                     image.manifest.digest.str(), layers[i].media_type);
+        }
+        oci::Digest digest = layers[i].digest;
+        const oci::ContentStore* s = &store;
+        out.push_back(LayerSource{digest.str(), diff_ids[i].str(),
+                                  [s, digest]() { return s->open_blob(digest); }});
+    }
+    return out;
+}
+
+base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
+                                        const oci::ResolvedImage& image, const std::string& target,
+                                        const UnpackOptions& options) {
+    auto sources = TRY(layer_sources(store, image));
+    OwnershipPlan plan = TRY(plan_ownership(options.rootless));
+    UnpackReport report;
+    report.user_namespace = plan.user_namespace;
+    if (!plan.warning.empty()) {
+        report.warnings.push_back(plan.warning);
+    }
+    std::string clean = target;
+    while (clean.size() > 1 && clean.back() == '/') {
+        clean.pop_back();
+    }
+    auto slash = clean.rfind('/');
+    std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : clean.substr(0, slash));
+    std::string name = slash == std::string::npos ? clean : clean.substr(slash + 1);
+    if (name.empty() || name == "." || name == "..") {
+        return base::invalid_argument("`{}` is not a usable target directory", target);
+    }
+    bool replace_empty = false;
+    struct stat st;
+    if (lstat(clean.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            return base::already_exists("`{}` exists and is not a directory", target);
+        }
+        auto fd = TRY(base::open_file(clean, O_RDONLY | O_DIRECTORY));
+        if (!TRY(internal::list_dir(fd.get())).empty()) {
+            return base::already_exists("`{}` is not empty", target);
+        }
+        replace_empty = true;
+    }
+    auto temp = TRY(base::TempDir::create_in(parent, "." + name + ".unpack"));
+    std::string rootfs = temp.path();
+    std::vector<ApplyStats> all_stats;
+    // Stats travel back from the namespace child through a small file.
+    std::string stats_file = rootfs + ".stats";
+    auto applied = run_as_container_root(plan, [&]() -> Result<void> {
+        auto root = TRY(base::open_file(rootfs, O_RDONLY | O_DIRECTORY));
+        auto run = [&]() -> Result<void> {
+            std::string summary;
+            for (const auto& source : sources) {
+                auto blob = TRY(source.open());
+                ApplyOptions apply;
+                apply.layer_digest = source.blob_digest;
+                apply.expected_diff_id = source.diff_id;
+                apply.whiteouts = WhiteoutMode::Flatten;
+                apply.ownership = plan.mode;
+                apply.create_devices = plan.privileged;
+                apply.limits = options.limits;
+                auto stats = TRY(apply_layer(root.get(), blob.get(), apply));
+                summary += fmt::format("{} {}\n", stats.compressed_bytes, stats.uncompressed_bytes);
+                for (const auto& w : stats.warnings) {
+                    summary += "W " + w + "\n";
+                }
+            }
+            return base::write_file(stats_file, summary, 0600);
+        };
+        auto result = run();
+        if (!result) {
+            // Inside the namespace: the only place these files can be removed.
+            for (const auto& child : internal::list_dir(root.get()).value_or({})) {
+                (void)base::remove_all_at(root.get(), child);
+            }
+        }
+        return result;
+    });
+    std::string summary = base::read_file(stats_file, 1 << 20).value_or("");
+    (void)base::unlink_path(stats_file);
+    if (!applied) {
+        return applied.release_error().context(
+            fmt::format("unpacking `{}`", image.manifest_descriptor.digest.str()));
+    }
+    size_t pos = 0;
+    while (pos < summary.size()) {
+        size_t end = summary.find('\n', pos);
+        std::string line = summary.substr(pos, end - pos);
+        pos = end == std::string::npos ? summary.size() : end + 1;
+        if (line.starts_with("W ")) {
+            report.warnings.push_back(line.substr(2));
+        } else if (!line.empty()) {
+            unsigned long long c = 0;
+            unsigned long long u = 0;
+            if (std::sscanf(line.c_str(), "%llu %llu", &c, &u) == 2) {
+                report.compressed_bytes += c;
+                report.uncompressed_bytes += u;
+                report.layers++;
+            }
+        }
+    }
+    // Traversable like any root filesystem: containers' non-root users need it.
+    if (chmod(rootfs.c_str(), 0755) != 0) {
+        return base::errno_error("chmod `{}`", rootfs);
+    }
+    if (replace_empty && rmdir(clean.c_str()) != 0) {
+        return base::errno_error("replacing the empty directory `{}`", target);
+    }
+    TRY(base::rename_at(AT_FDCWD, rootfs, AT_FDCWD, clean, RENAME_NOREPLACE));
+    (void)temp.release();
+    return report;
+}
+
+base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore& store,
+                                                         const oci::ResolvedImage& image,
+                                                         SnapshotStore& snapshots,
+                                                         const OwnershipPlan& plan,
+                                                         std::vector<std::string>* warnings) {
+    auto sources = TRY(layer_sources(store, image));
+    SnapshotApplyOptions options;
+    options.ownership = plan.mode;
+    options.create_devices = plan.privileged;
+    options.trusted_overlay_xattrs = plan.privileged;
+    TRY(run_as_container_root(plan, [&]() -> Result<void> {
+        TRY(snapshots.ensure(sources, options, nullptr));
+        return base::ok();
+    }));
+    if (warnings && !plan.warning.empty()) {
+        warnings->push_back(plan.warning);
+    }
+    std::vector<std::string> paths;
+    std::vector<std::string> diff_ids;
+    for (const auto& s : sources) {
+        diff_ids.push_back(s.diff_id);
+    }
+    for (const auto& chain : chain_ids(diff_ids)) {
+        paths.push_back(snapshots.fs_path(chain));
+    }
+    return paths;
+}
+
+}  // namespace locald::layers

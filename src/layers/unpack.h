@@ -1,0 +1,91 @@
+// layers/unpack.h — unpacking a stored image: ownership plan, snapshots,
+// and the flattened root filesystem (`locald image unpack`).
+//
+// Contract:
+// - Ownership (plan_ownership): as root, real owners. As an unprivileged
+//   user with /etc/subuid and /etc/subgid ranges, every write happens in a
+//   forked child inside a user namespace with the container mapping
+//   (base::container_mapping: 0 → the user, 1…N → the subordinate range),
+//   so files owned by uid 100 or 999 in the image are owned by exactly
+//   those ids inside the container (host ids from the range). Trees written
+//   that way are also removed that way (remove_tree). Without a range: no
+//   namespace, the caller owns everything and the image's ids go into
+//   `user.rootlesscontainers` (umoci's format), with a warning.
+// - unpack_image() writes the flattened root filesystem of a resolved image
+//   into a new directory next to `target`, layer after layer (Flatten
+//   mode, DiffIDs verified), and renames it to `target` only when every
+//   layer applied: a failed unpack leaves no partial `target`.
+// - Blobs are read from the content store (oci/store.h), never fetched: the
+//   caller pulls first (the CLI does, through oci/pull.h).
+// The caller must be single-threaded when a user namespace is used (fork).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "base/userns.h"
+#include "layers/layer_applier.h"
+#include "layers/snapshot_store.h"
+#include "oci/image.h"
+#include "oci/store.h"
+
+namespace locald::layers {
+
+enum class RootlessMode {
+    Auto,           // a user namespace when a subordinate range exists, else SingleId
+    UserNamespace,  // require the range (FailedPrecondition without one)
+    SingleId,       // never a namespace: owners in user.rootlesscontainers
+};
+
+struct OwnershipPlan {
+    bool privileged = false;      // real root: real owners, devices allowed
+    bool user_namespace = false;  // apply inside a namespace with `mapping`
+    base::IdMapping mapping;
+    OwnershipMode mode = OwnershipMode::Preserve;
+    std::string warning;  // what is lost, when something is
+};
+
+base::Result<OwnershipPlan> plan_ownership(RootlessMode rootless);
+
+// Runs `fn` as the plan's container root: inline, or in a forked child in
+// the user namespace (errors come back with their kind and message).
+base::Result<void> run_as_container_root(const OwnershipPlan& plan,
+                                         const std::function<base::Result<void>()>& fn);
+
+// rm -rf `path` as the plan's container root (for trees written under it).
+base::Result<void> remove_tree(const OwnershipPlan& plan, const std::string& path);
+
+// The layer blobs and DiffIDs of a resolved image, with openers on `store`.
+base::Result<std::vector<LayerSource>> layer_sources(const oci::ContentStore& store,
+                                                     const oci::ResolvedImage& image);
+
+struct UnpackOptions {
+    RootlessMode rootless = RootlessMode::Auto;
+    ApplyLimits limits;
+};
+
+struct UnpackReport {
+    size_t layers = 0;
+    uint64_t compressed_bytes = 0;
+    uint64_t uncompressed_bytes = 0;
+    bool user_namespace = false;
+    std::vector<std::string> warnings;
+};
+
+// Flattened root filesystem of `image` at `target` (which must not exist, or
+// be an empty directory).
+base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
+                                        const oci::ResolvedImage& image, const std::string& target,
+                                        const UnpackOptions& options = {});
+
+// Snapshots for every layer of `image` (parallel, in the plan's namespace);
+// returns their fs paths bottom-most first.
+base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore& store,
+                                                         const oci::ResolvedImage& image,
+                                                         SnapshotStore& snapshots,
+                                                         const OwnershipPlan& plan,
+                                                         std::vector<std::string>* warnings);
+
+}  // namespace locald::layers
