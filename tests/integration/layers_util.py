@@ -1,0 +1,158 @@
+"""Helpers for the layers integration tests: a multi-layer image that covers
+owners, setuid, hardlinks, fifos, devices, whiteouts and every compression,
+its expected root filesystem, and a file-by-file tree comparison."""
+import os
+import pathlib
+import pwd
+import shutil
+import stat
+import subprocess
+import tempfile
+
+import oci_build as ob
+
+REF = "docker.io/library/layers-test:1"
+
+
+def rich_layers():
+    l1 = ob.Layer({
+        "bin": ob.Dir(),
+        "bin/su": ob.File(b"setuid-binary", mode=0o4755),
+        "bin/su2": ob.Hardlink("bin/su"),
+        "bin/sh": ob.Symlink("/bin/su"),
+        "etc": ob.Dir(),
+        "etc/passwd": "root:x:0:0::/root:/bin/sh\napp:x:999:999::/home/app:/bin/sh\n",
+        "etc/todelete": "gone soon",
+        "tmp": ob.Dir(mode=0o1777),
+        "home": ob.Dir(),
+        "home/app": ob.Dir(mode=0o750, uid=999, gid=999),
+        "home/app/data": ob.File(b"app data", mode=0o600, uid=999, gid=999),
+        "data": ob.Dir(),
+        "data/owned100": ob.File(b"v1", uid=100, gid=101),
+        "data/group": ob.File(b"g", mode=0o2755, uid=0, gid=50),
+        "run": ob.Dir(),
+        "run/fifo": ob.Fifo(mode=0o600),
+        "dev": ob.Dir(),
+        "dev/null": ob.CharDev(1, 3),
+        "opq": ob.Dir(),
+        "opq/old": "old",
+        "opq/sub": ob.Dir(),
+        "opq/sub/x": "x",
+    }, compression="gzip")
+    l2 = ob.Layer({
+        "etc": ob.Dir(),
+        "etc/.wh.todelete": b"",
+        "opq": ob.Dir(mode=0o700),
+        "opq/.wh..wh..opq": b"",
+        "opq/new": "new",
+        "data": ob.Dir(),
+        "data/owned100": ob.File(b"v2", mode=0o640, uid=100, gid=101),
+    }, compression="zstd")
+    l3 = ob.Layer({
+        "notes": ob.File(b"xattr", xattrs={"user.note": b"hello"}),
+        "locked": ob.Dir(mode=0o500),
+        "locked/file": ob.File(b"ro", mode=0o400),
+    }, compression="none")
+    return [l1, l2, l3]
+
+
+# path -> (kind, mode, uid, gid, content-or-target); owners in container ids.
+def expected_tree(devices: bool):
+    tree = {
+        "bin": ("d", 0o755, 0, 0, None),
+        "bin/su": ("f", 0o4755, 0, 0, b"setuid-binary"),
+        "bin/su2": ("f", 0o4755, 0, 0, b"setuid-binary"),
+        "bin/sh": ("l", None, 0, 0, "/bin/su"),
+        "etc": ("d", 0o755, 0, 0, None),
+        "etc/passwd": ("f", 0o644, 0, 0,
+                       b"root:x:0:0::/root:/bin/sh\napp:x:999:999::/home/app:/bin/sh\n"),
+        "tmp": ("d", 0o1777, 0, 0, None),
+        "home": ("d", 0o755, 0, 0, None),
+        "home/app": ("d", 0o750, 999, 999, None),
+        "home/app/data": ("f", 0o600, 999, 999, b"app data"),
+        "data": ("d", 0o755, 0, 0, None),
+        "data/owned100": ("f", 0o640, 100, 101, b"v2"),
+        "data/group": ("f", 0o2755, 0, 50, b"g"),
+        "run": ("d", 0o755, 0, 0, None),
+        "run/fifo": ("p", 0o600, 0, 0, None),
+        "dev": ("d", 0o755, 0, 0, None),
+        "opq": ("d", 0o700, 0, 0, None),
+        "opq/new": ("f", 0o644, 0, 0, b"new"),
+        "notes": ("f", 0o644, 0, 0, b"xattr"),
+        "locked": ("d", 0o500, 0, 0, None),
+        "locked/file": ("f", 0o400, 0, 0, b"ro"),
+    }
+    if devices:
+        tree["dev/null"] = ("c", 0o666, 0, 0, (1, 3))
+    return tree
+
+
+def actual_tree(root: pathlib.Path):
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in dirnames + filenames:
+            path = pathlib.Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            st = os.lstat(path)
+            mode = stat.S_IMODE(st.st_mode)
+            if stat.S_ISDIR(st.st_mode):
+                out[rel] = ("d", mode, st.st_uid, st.st_gid, None)
+            elif stat.S_ISREG(st.st_mode):
+                out[rel] = ("f", mode, st.st_uid, st.st_gid, path.read_bytes())
+            elif stat.S_ISLNK(st.st_mode):
+                out[rel] = ("l", None, st.st_uid, st.st_gid, os.readlink(path))
+            elif stat.S_ISFIFO(st.st_mode):
+                out[rel] = ("p", mode, st.st_uid, st.st_gid, None)
+            elif stat.S_ISCHR(st.st_mode):
+                out[rel] = ("c", mode, st.st_uid, st.st_gid,
+                            (os.major(st.st_rdev), os.minor(st.st_rdev)))
+            else:
+                out[rel] = ("?", mode, st.st_uid, st.st_gid, None)
+    return out
+
+
+def subid_start(user: str, path: str) -> int:
+    for line in pathlib.Path(path).read_text().splitlines():
+        parts = line.strip().split(":")
+        if len(parts) == 3 and parts[0] == user:
+            return int(parts[1])
+    raise AssertionError(f"no range for {user} in {path}")
+
+
+def host_ids(tree, user: str):
+    """Maps container ids to host ids for the rootless container mapping."""
+    pw = pwd.getpwnam(user)
+    ustart = subid_start(user, "/etc/subuid")
+    gstart = subid_start(user, "/etc/subgid")
+    out = {}
+    for rel, (kind, mode, uid, gid, data) in tree.items():
+        huid = pw.pw_uid if uid == 0 else ustart + uid - 1
+        hgid = pw.pw_gid if gid == 0 else gstart + gid - 1
+        out[rel] = (kind, mode, huid, hgid, data)
+    return out
+
+
+def user_scratch(user: str) -> pathlib.Path:
+    """A scratch dir under /tmp owned by `user` (the rootless runs cannot
+    traverse pytest's root-only tmp_path)."""
+    path = pathlib.Path(tempfile.mkdtemp(prefix="locald-layers-"))
+    shutil.chown(path, user, user)
+    os.chmod(path, 0o755)
+    return path
+
+
+def user_copy_of_binary(binary, scratch: pathlib.Path, user: str) -> pathlib.Path:
+    target = scratch / "locald"
+    shutil.copy2(binary, target)
+    os.chmod(target, 0o755)
+    return target
+
+
+def run_as(user: str, argv, env):
+    full = ["runuser", "-u", user, "--", "env", *[f"{k}={v}" for k, v in env.items()], *map(str, argv)]
+    return subprocess.run(full, capture_output=True, text=True, timeout=120, cwd="/tmp")
+
+
+def remove_as_root(path: pathlib.Path):
+    subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
+    shutil.rmtree(path, ignore_errors=True)
