@@ -152,6 +152,50 @@ CgroupSupport probe_cgroups() {
 
 std::atomic<uint64_t> g_tree_counter{0};
 
+std::vector<pid_t> read_procs(const std::string& dir) {
+    std::vector<pid_t> pids;
+    std::istringstream in(read_small_file(dir + "/cgroup.procs"));
+    pid_t pid;
+    while (in >> pid) {
+        pids.push_back(pid);
+    }
+    return pids;
+}
+
+// Kills everything under `dir` (depth first) and removes the directories.
+size_t kill_cgroup_tree(const std::string& dir, bool v2) {
+    size_t killed = 0;
+    if (DIR* d = ::opendir(dir.c_str())) {
+        std::vector<std::string> children;
+        while (dirent* entry = ::readdir(d)) {
+            if (entry->d_type == DT_DIR && entry->d_name[0] != '.') {
+                children.push_back(dir + "/" + entry->d_name);
+            }
+        }
+        ::closedir(d);
+        for (const auto& child : children) {
+            killed += kill_cgroup_tree(child, v2);
+        }
+    }
+    for (int attempt = 0; attempt < 200; ++attempt) {
+        auto pids = read_procs(dir);
+        if (pids.empty()) {
+            break;
+        }
+        if (attempt == 0) {
+            killed += pids.size();
+        }
+        if (!(v2 && write_small_file(dir + "/cgroup.kill", "1"))) {
+            for (pid_t pid : pids) {
+                ::kill(pid, SIGKILL);
+            }
+        }
+        ::usleep(5000);
+    }
+    ::rmdir(dir.c_str());
+    return killed;
+}
+
 }  // namespace
 
 base::Result<void> become_subreaper() {
@@ -174,6 +218,41 @@ const CgroupSupport& cgroup_support() {
         return probed;
     }();
     return support;
+}
+
+size_t kill_stale_cgroups() {
+    const CgroupSupport& support = cgroup_support();
+    if (support.version == CgroupSupport::Version::None) {
+        return 0;
+    }
+    std::string parent_dir = support.parent.substr(0, support.parent.rfind('/'));
+    std::string own = support.parent.substr(support.parent.rfind('/') + 1);
+    size_t killed = 0;
+    DIR* d = ::opendir(parent_dir.c_str());
+    if (!d) {
+        return 0;
+    }
+    std::vector<std::string> stale;
+    while (dirent* entry = ::readdir(d)) {
+        std::string name = entry->d_name;
+        if (entry->d_type != DT_DIR || !name.starts_with("locald-") || name == own) {
+            continue;
+        }
+        char* end = nullptr;
+        long pid = std::strtol(name.c_str() + 7, &end, 10);
+        if (pid <= 0 || *end != '\0') {
+            continue;
+        }
+        if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno == EPERM) {
+            continue;  // that daemon is alive (another LOCALD_HOME)
+        }
+        stale.push_back(parent_dir + "/" + name);
+    }
+    ::closedir(d);
+    for (const auto& dir : stale) {
+        killed += kill_cgroup_tree(dir, support.version == CgroupSupport::Version::V2);
+    }
+    return killed;
 }
 
 std::optional<ProcStat> read_proc_stat(pid_t pid) {

@@ -47,6 +47,14 @@ struct CgroupSupport {
 // Probes (and creates `<parent>/locald-<pid>`), cached after the first call.
 const CgroupSupport& cgroup_support();
 
+// Leftovers of a previous daemon that died (even by kill -9): every
+// `locald-<pid>` directory beside ours whose <pid> is no longer running has
+// its processes SIGKILLed (cgroup.kill / per pid) and its directories
+// removed. Directories of live daemons (other LOCALD_HOMEs) are untouched.
+// Returns the number of processes killed. A no-op without cgroup support (the
+// daemon's own state file is then the only record of what ran).
+size_t kill_stale_cgroups();
+
 enum class TrackMode { Auto, ScanOnly };
 
 class ProcessTree {

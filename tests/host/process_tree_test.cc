@@ -7,6 +7,10 @@
 
 #include <algorithm>
 
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include "base/child.h"
 #include "host/pty.h"
 #include "test_util.h"
 
@@ -135,6 +139,44 @@ TEST(ProcessTreeCgroup, SetsidAndParentExitCannotEscapeTheCgroup) {
     EXPECT_TRUE(contains(run.tree->refresh(), escaped));
     kill_and_wait_empty(run);
     EXPECT_TRUE(testing::wait_until([&] { return testing::process_gone(escaped); }));
+}
+
+TEST(ProcessTreeCgroup, LeftoversOfADeadDaemonAreKilled) {
+    const auto& support = cgroup_support();
+    if (support.version == CgroupSupport::Version::None) {
+        GTEST_SKIP() << "no writable cgroup hierarchy here: " << support.why_not;
+    }
+    // Fake a dead daemon: a `locald-<pid>` directory for a pid that is gone,
+    // with a run cgroup holding a live process.
+    pid_t dead = 0;
+    {
+        auto child = base::Child::spawn([] { return 0; });
+        ASSERT_TRUE(child.has_value());
+        dead = child->pid();
+        ASSERT_TRUE(child->wait().has_value());
+    }
+    std::string parent_dir = support.parent.substr(0, support.parent.rfind('/'));
+    std::string stale = fmt::format("{}/locald-{}", parent_dir, dead);
+    ASSERT_EQ(::mkdir(stale.c_str(), 0755), 0) << stale;
+    ASSERT_EQ(::mkdir((stale + "/web-1").c_str(), 0755), 0);
+    ExecPlan plan;
+    plan.argv = {"/bin/sleep", "1000"};
+    SpawnOptions options;
+    options.cgroup_procs_path = stale + "/web-1/cgroup.procs";
+    auto leftover = spawn_in_pty(plan, options);
+    ASSERT_TRUE(leftover.has_value()) << leftover.error().to_string();
+    // Our own run cgroups are not touched.
+    TrackedRun mine = start(TrackMode::Auto, {"/bin/sleep", "1000"});
+
+    EXPECT_EQ(kill_stale_cgroups(), 1u);
+    ASSERT_TRUE(testing::wait_until([&] {
+        auto r = try_reap(leftover->pid, leftover->pidfd.get());
+        return r.has_value() && r.value().has_value();
+    }));
+    struct stat st {};
+    EXPECT_NE(::stat(stale.c_str(), &st), 0);
+    EXPECT_TRUE(testing::process_alive(mine.child.pid));
+    kill_and_wait_empty(mine);
 }
 
 TEST(ProcessTreeCgroup, ReportsWhatThisMachineAllows) {

@@ -449,5 +449,36 @@ TEST_F(SupervisorTest, DestructionKillsTheRun) {
     EXPECT_TRUE(testing::wait_until([&] { return testing::process_gone(grandchild); }));
 }
 
+// As an unprivileged user (scripts/test runs these as `locald-test` from a copy
+// of the binary, so no helper program: /bin/sh plays the double-forker).
+TEST_F(SupervisorTest, RootlessDoubleForkedServiceIsStoppedCompletely) {
+    if (::geteuid() == 0) {
+        GTEST_SKIP() << "runs as the unprivileged test user (scripts/test second pass)";
+    }
+    std::printf("cgroup tracking for this user: %s\n",
+                cgroup_support().version == CgroupSupport::Version::None
+                    ? ("none (" + cgroup_support().why_not + ")").c_str()
+                    : cgroup_support().parent.c_str());
+    auto o = options({"/bin/sh", "-c",
+                      "sh -c 'sleep 1000 & echo $! > \"$0\"' \"$PIDFILE\"; echo started; "
+                      "exec sleep 1000"});
+    o.plan.env.push_back("PIDFILE=" + m_dir + "/pid");
+    auto s = make(o);
+    s->start();
+    ASSERT_EQ(s->status().state, ServiceState::Running) << s->status().reason;
+    pid_t orphan = 0;
+    ASSERT_TRUE(run_until([&] {
+        std::ifstream in(m_dir + "/pid");
+        return static_cast<bool>(in >> orphan);
+    }));
+    ASSERT_TRUE(run_until([&] {
+        auto pids = s->processes();
+        return std::find(pids.begin(), pids.end(), orphan) != pids.end();
+    }));
+    s->stop();
+    ASSERT_TRUE(wait_state(*s, ServiceState::Stopped));
+    EXPECT_TRUE(testing::process_gone(orphan));
+}
+
 }  // namespace
 }  // namespace locald::host
