@@ -23,6 +23,11 @@ const Command kCommands[] = {
     {"shutdown", "Stop every service and the daemon", kShutdownHelp, run_shutdown},
     {"daemon", "Run the daemon in the foreground", kDaemonHelp, run_daemon},
     {"pull", "Fetch an image from a registry into the local store", kPullHelp, run_pull},
+    {"images", "List the images in the local store", kImagesHelp, run_images},
+    {"image", "Inspect, save, load or unpack a stored image", kImageHelp, run_image},
+    {"tag", "Give a stored image another name", kTagHelp, run_tag},
+    {"rmi", "Remove images from the local store", kRmiHelp, run_rmi},
+    {"prune", "Delete blobs no image uses and stale partial downloads", kPruneHelp, run_prune},
     {"config", "Show the resolved project configuration", kConfigHelp, run_config},
     {"env", "Show the environment a service runs with", kEnvHelp, run_env},
 };

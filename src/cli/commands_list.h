@@ -39,4 +39,18 @@ int run_shutdown(std::span<const std::string> args);
 extern const char kDaemonHelp[];
 int run_daemon(std::span<const std::string> args);
 
+extern const char kImagesHelp[];
+int run_images(std::span<const std::string> args);
+extern const char kImageHelp[];
+int run_image(std::span<const std::string> args);
+// Defined by the layers module (cmd_image_unpack.cc); cmd_image.cc routes
+// `image unpack` to it.
+int run_image_unpack(std::span<const std::string> args);
+extern const char kRmiHelp[];
+int run_rmi(std::span<const std::string> args);
+extern const char kTagHelp[];
+int run_tag(std::span<const std::string> args);
+extern const char kPruneHelp[];
+int run_prune(std::span<const std::string> args);
+
 }  // namespace locald::cli

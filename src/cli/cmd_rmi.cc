@@ -1,0 +1,102 @@
+// `locald rmi REF…`: removes images from the local store.
+#include <cstdio>
+#include <set>
+
+#include "cli/args.h"
+#include "cli/command.h"
+#include "cli/commands_list.h"
+#include "cli/image_common.h"
+
+namespace locald::cli {
+
+const char kRmiHelp[] =
+    "usage: locald rmi REF…\n"
+    "\n"
+    "Removes each image's name from the local store, then deletes the blobs that\n"
+    "only those images used (blobs shared with another image stay). Naming an\n"
+    "image that is not in the store is an error; the others are still removed.\n";
+
+int run_rmi(std::span<const std::string> args) {
+    static const OptionSpec kOptions[] = {{"quiet", 'q'}};
+    auto parsed = parse_args(args, kOptions);
+    if (!parsed) {
+        return report_usage("rmi", parsed.error());
+    }
+    if (parsed->positional().empty()) {
+        return report_usage("rmi", base::invalid_argument("expected at least one image reference"));
+    }
+    std::vector<oci::Reference> refs;
+    for (const auto& text : parsed->positional()) {
+        auto ref = oci::Reference::parse(text);
+        if (!ref) {
+            return report_usage("rmi", ref.error());
+        }
+        refs.push_back(ref.release_value());
+    }
+    auto store = open_image_store();
+    if (!store) {
+        return report_error(store.error());
+    }
+    std::optional<base::Error> first_error;
+    std::vector<oci::Descriptor> removed_roots;
+    for (const auto& ref : refs) {
+        auto record = store->get_ref(ref.str());
+        if (!record) {
+            return report_error(record.error());
+        }
+        if (!*record) {
+            auto error = base::not_found("not found: {} in the local store", ref.str());
+            std::fprintf(stderr, "locald: error: %s\n", error.message().c_str());
+            if (!first_error) {
+                first_error = std::move(error);
+            }
+            continue;
+        }
+        auto removed = store->remove_ref(ref.str());
+        if (!removed) {
+            return report_error(removed.error());
+        }
+        removed_roots.push_back((*record)->target);
+        if (!parsed->has("quiet")) {
+            std::printf("Untagged: %s\n", ref.str().c_str());
+        }
+    }
+    // Delete what only the removed images used; everything still reachable
+    // from a remaining ref stays.
+    if (!removed_roots.empty()) {
+        auto reachable = store->reachable_blobs();
+        if (!reachable) {
+            return report_error(reachable.error());
+        }
+        std::set<oci::Digest> keep(reachable->begin(), reachable->end());
+        int64_t freed = 0;
+        int count = 0;
+        for (const auto& root : removed_roots) {
+            auto closure = oci::image_closure(*store, root, false);
+            if (!closure) {
+                continue;
+            }
+            for (const auto& descriptor : *closure) {
+                if (keep.contains(descriptor.digest) || !store->has(descriptor.digest)) {
+                    continue;
+                }
+                if (store->delete_blob(descriptor.digest)) {
+                    freed += descriptor.size;
+                    ++count;
+                    if (!parsed->has("quiet")) {
+                        std::printf("Deleted: %s\n", descriptor.digest.str().c_str());
+                    }
+                }
+            }
+        }
+        if (!parsed->has("quiet") && count > 0) {
+            std::printf("Freed %s in %d blobs\n", human_size(freed).c_str(), count);
+        }
+    }
+    if (first_error) {
+        return exit_code_for(first_error->kind());
+    }
+    return kExitOk;
+}
+
+}  // namespace locald::cli
