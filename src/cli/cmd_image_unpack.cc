@@ -52,8 +52,7 @@ int run_image_unpack(std::span<const std::string> args) {
         return kExitOk;
     }
     if (parsed->positional().size() != 2) {
-        return report_usage("image",
-                            base::invalid_argument("image unpack: expected REF and DIR"));
+        return report_usage("image", base::invalid_argument("image unpack: expected REF and DIR"));
     }
     const std::string& ref_text = parsed->positional()[0];
     const std::string& target = parsed->positional()[1];
@@ -74,8 +73,7 @@ int run_image_unpack(std::span<const std::string> args) {
         return report_error(store.error());
     }
     auto image = oci::resolve_image(*store, *ref, platform);
-    if (!image && image.error().kind() == base::ErrorKind::NotFound &&
-        !parsed->has("offline")) {
+    if (!image && image.error().kind() == base::ErrorKind::NotFound && !parsed->has("offline")) {
         oci::PullOptions pull;
         pull.reference = ref_text;
         pull.platform = platform;

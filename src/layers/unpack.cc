@@ -6,8 +6,8 @@
 
 #include "base/sys.h"
 #include "base/temp_dir.h"
-#include "oci/media_types.h"
 #include "layers/internal/fs_util.h"
+#include "oci/media_types.h"
 
 namespace locald::layers {
 
@@ -95,7 +95,8 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
         clean.pop_back();
     }
     auto slash = clean.rfind('/');
-    std::string parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : clean.substr(0, slash));
+    std::string parent =
+        slash == std::string::npos ? "." : (slash == 0 ? "/" : clean.substr(0, slash));
     std::string name = slash == std::string::npos ? clean : clean.substr(slash + 1);
     if (name.empty() || name == "." || name == "..") {
         return base::invalid_argument("`{}` is not a usable target directory", target);
