@@ -268,6 +268,7 @@ const ImageSubcommand kImageSubcommands[] = {
     {"inspect", run_inspect},
     {"save", run_save},
     {"load", run_load},
+    {"unpack", run_image_unpack},
 };
 
 }  // namespace
