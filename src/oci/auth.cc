@@ -89,12 +89,14 @@ bool parse_param(Cursor& cursor, Challenge& challenge) {
         }
         value = *quoted;
     } else {
-        value = cursor.token();
-        // token68 padding (`abc==`) or a bare token value
-        while (cursor.peek() == '=') {
-            value.push_back('=');
+        // A bare value: RFC 7235 says token, but registries send bare URLs;
+        // take everything up to the next separator.
+        size_t start_value = cursor.pos;
+        while (!cursor.done() && cursor.peek() != ',' && cursor.peek() != ' ' &&
+               cursor.peek() != '\t') {
             ++cursor.pos;
         }
+        value = std::string(cursor.text.substr(start_value, cursor.pos - start_value));
     }
     challenge.params[lower(key)] = value;
     return true;

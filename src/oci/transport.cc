@@ -211,7 +211,9 @@ base::Result<void> RegistryTransport::ping() {
         request.max_buffered_body = 64 * 1024;
         HttpResponse response;
         for (int attempt = 1;; ++attempt) {
-            response = TRY(m_options.http->perform(request));
+            // The body of /v2/ means nothing; do not buffer it.
+            response = TRY(m_options.http->perform(
+                request, [](std::string_view, long, const HttpHeaders&) { return base::ok(); }));
             // A TLS handshake against a plain HTTP server is not worth retrying.
             if (!should_retry(response) || attempt >= m_options.retry.max_attempts ||
                 (scheme == "https" && schemes.size() > 1 && !response.ok())) {

@@ -170,6 +170,11 @@ void FakeServer::serve(int fd) {
                 return;
             }
             buffer.append(chunk, static_cast<size_t>(n));
+            if (!buffer.empty() && buffer[0] == 0x16) {
+                // A TLS ClientHello: this server is plain HTTP only.
+                close_connection(fd);
+                return;
+            }
         }
         std::string head = buffer.substr(0, head_end);
         buffer.erase(0, head_end + 4);
