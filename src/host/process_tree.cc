@@ -128,6 +128,7 @@ CgroupSupport probe_cgroups() {
             if (try_parent(dir, &made, &why)) {
                 support.version = CgroupSupport::Version::V2;
                 support.parent = made;
+                support.mount = v2_mount;
                 return support;
             }
         }
@@ -143,6 +144,7 @@ CgroupSupport probe_cgroups() {
             try_parent(mount_point, &made, &why)) {
             support.version = CgroupSupport::Version::V1;
             support.parent = made;
+            support.mount = mount_point;
             return support;
         }
     }
@@ -328,6 +330,7 @@ base::Result<std::unique_ptr<ProcessTree>> ProcessTree::create(std::string name,
         return tree;
     }
     tree->m_cgroup_dir = dir;
+    tree->m_cgroup_rel = dir.substr(support.mount.size());
     tree->m_cgroup_v2 = support.version == CgroupSupport::Version::V2;
     return tree;
 }
@@ -360,7 +363,43 @@ std::vector<pid_t> ProcessTree::cgroup_members() {
     return pids;
 }
 
+void ProcessTree::reap_cgroup_zombies() {
+    // Cheap check first: is any child of ours waitable at all? (WNOWAIT: a
+    // peek that reaps nothing.) Only then look for the run's zombies.
+    siginfo_t info{};
+    if (::waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0 || info.si_pid == 0) {
+        return;
+    }
+    const pid_t self = ::getpid();
+    const std::string suffix = ":" + m_cgroup_rel;
+    for (pid_t pid : list_pids()) {
+        if (pid == m_leader) {
+            continue;
+        }
+        auto stat = read_proc_stat(pid);
+        if (!stat || stat->ppid != self || stat->state != 'Z') {
+            continue;
+        }
+        // A zombie has left cgroup.procs but still names its cgroup here.
+        std::istringstream lines(read_small_file(fmt::format("/proc/{}/cgroup", pid)));
+        std::string line;
+        while (std::getline(lines, line)) {
+            if (line.ends_with(suffix)) {
+                ::waitpid(pid, nullptr, WNOHANG);
+                break;
+            }
+        }
+    }
+}
+
 std::vector<pid_t> ProcessTree::refresh() {
+    if (uses_cgroup()) {
+        // cgroup.procs is exact (nothing escapes, zombies are not listed): no
+        // /proc walk needed unless there is a zombie to reap.
+        std::vector<pid_t> live = cgroup_members();
+        reap_cgroup_zombies();
+        return live;
+    }
     const pid_t self = ::getpid();
     std::map<pid_t, ProcStat> all;
     for (pid_t pid : list_pids()) {

@@ -42,6 +42,7 @@ struct CgroupSupport {
     enum class Version { None, V2, V1 };
     Version version = Version::None;
     std::string parent;   // directory under which run cgroups are created
+    std::string mount;    // mount point of that hierarchy (parent is below it)
     std::string why_not;  // when None: what was tried and why it failed
 };
 // Probes (and creates `<parent>/locald-<pid>`), cached after the first call.
@@ -84,8 +85,10 @@ public:
 private:
     ProcessTree() = default;
     std::vector<pid_t> cgroup_members();
+    void reap_cgroup_zombies();
 
     std::string m_cgroup_dir;
+    std::string m_cgroup_rel;  // m_cgroup_dir relative to the mount, as in /proc/<pid>/cgroup
     bool m_cgroup_v2 = false;
     pid_t m_leader = 0;
     std::map<pid_t, unsigned long long> m_known;  // pid → start time (pid reuse guard)
