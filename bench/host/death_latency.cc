@@ -14,6 +14,7 @@
 #include <cstdlib>
 #include <vector>
 
+#include "base/child.h"
 #include "base/event_loop.h"
 #include "host/process_tree.h"
 #include "host/supervisor.h"
@@ -61,11 +62,36 @@ int main(int argc, char** argv) {
             std::chrono::duration<double, std::micro>(noticed - killed_at).count());
         exited_us.push_back(std::chrono::duration<double, std::micro>(exited - killed_at).count());
     }
+    // Baseline: the same kill of a plain child watched by a bare pidfd watch —
+    // what the kernel and the scheduler cost without any supervisor code.
+    std::vector<double> baseline_us;
+    for (int i = 0; i < runs; ++i) {
+        auto child = base::Child::spawn([] {
+            ::pause();
+            return 0;
+        });
+        if (!child) {
+            return 1;
+        }
+        Steady::time_point fired{};
+        (void)loop.watch_pidfd(child->pidfd(), [&] { fired = Steady::now(); });
+        for (int k = 0; k < 3; ++k) {
+            (void)loop.run_once(5);
+        }
+        auto killed_at = Steady::now();
+        ::kill(child->pid(), SIGKILL);
+        while (fired == Steady::time_point{}) {
+            (void)loop.run_once(1000);
+        }
+        baseline_us.push_back(std::chrono::duration<double, std::micro>(fired - killed_at).count());
+        (void)child->wait();
+    }
     auto report = [&](const char* what, std::vector<double> v) {
         std::sort(v.begin(), v.end());
         std::printf("%s: median %.0f us, p90 %.0f us, max %.0f us (%d runs)\n", what,
                     v[v.size() / 2], v[v.size() * 9 / 10], v.back(), runs);
     };
+    report("baseline: bare pidfd watch fires", baseline_us);
     report("death noticed (pidfd -> observer)", noticed_us);
     report("state exited (tree empty, PTY drained)", exited_us);
     return 0;

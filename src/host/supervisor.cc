@@ -58,6 +58,10 @@ base::Result<void> validate(const SupervisorOptions& options) {
     }
     if (options.probe) {
         TRY(options.probe->validate().context(fmt::format("service `{}`", options.name)));
+        if (options.probe->kind == ProbeKind::Notify && !options.notify_socket) {
+            return base::invalid_argument(
+                "service `{}`: a notify probe needs the notify socket enabled", options.name);
+        }
     }
     return base::ok();
 }
