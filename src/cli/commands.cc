@@ -30,6 +30,9 @@ const Command kCommands[] = {
     {"prune", "Delete blobs no image uses and stale partial downloads", kPruneHelp, run_prune},
     {"config", "Show the resolved project configuration", kConfigHelp, run_config},
     {"env", "Show the environment a service runs with", kEnvHelp, run_env},
+    {"container", "Run a container in the foreground (rootless)", kContainerHelp, run_container},
+    {"doctor", "Check what rootless containers need on this machine", kDoctorHelp, run_doctor},
+    {"__launch", "Internal: run one container from a spec", kLaunchHelp, run_launch, true},
 };
 
 }  // namespace

@@ -39,6 +39,13 @@ int run_shutdown(std::span<const std::string> args);
 extern const char kDaemonHelp[];
 int run_daemon(std::span<const std::string> args);
 
+extern const char kDoctorHelp[];
+int run_doctor(std::span<const std::string> args);
+extern const char kContainerHelp[];
+int run_container(std::span<const std::string> args);
+extern const char kLaunchHelp[];
+int run_launch(std::span<const std::string> args);
+
 extern const char kImagesHelp[];
 int run_images(std::span<const std::string> args);
 extern const char kImageHelp[];

@@ -1,0 +1,47 @@
+// ns/internal/cgroup.h — resource limits for one container (parent side).
+//
+// Order of preference: a delegated cgroup v2 subtree we can write (memory,
+// cpu, pids); as root on a v1 host, the v1 controllers; otherwise no limits
+// and one warning. Only used when the spec asks for a limit.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "base/error.h"
+#include "ns/spec.h"
+
+namespace locald::ns::internal {
+
+struct CgroupPlan {
+    enum class Kind { None, V2, V1 };
+    Kind kind = Kind::None;
+    std::string v2_dir;                // the container's cgroup (v2)
+    std::vector<std::string> v1_dirs;  // one per controller (v1)
+    std::string memory_dir;            // where memory.events / oom_control live
+    std::string warning;               // set when limits were asked for but cannot apply
+};
+
+// What this host offers for `uid` (also used by `locald doctor`).
+struct CgroupSupport {
+    std::string version;                      // "v2", "v1", "hybrid"
+    std::string v2_own_dir;                   // our cgroup in the unified hierarchy, if any
+    std::vector<std::string> v2_controllers;  // available in our cgroup
+    bool v2_writable = false;                 // we may create children there
+    bool v1_usable = false;                   // root with v1 memory/cpu/pids mounted
+    std::string explanation;                  // why limits do or do not work, and the fix
+};
+CgroupSupport probe_cgroups();
+
+// Creates the container's cgroup and writes the limits (no process in it yet).
+CgroupPlan prepare_cgroup(const ContainerSpec& spec);
+// Moves `pid` into the cgroup (before it runs anything of the payload).
+base::Result<void> join_cgroup(const CgroupPlan& plan, pid_t pid);
+// True when the kernel's OOM killer killed something in the cgroup.
+bool cgroup_oom_killed(const CgroupPlan& plan);
+// Removes the cgroup directories (the processes are gone).
+void destroy_cgroup(const CgroupPlan& plan);
+
+}  // namespace locald::ns::internal

@@ -1,0 +1,310 @@
+// ns/launcher.cc — the parent side: prepare, clone, map, release, supervise.
+#include "ns/launcher.h"
+
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "base/userns.h"
+#include "ns/internal/cgroup.h"
+#include "ns/internal/context.h"
+
+namespace locald::ns {
+
+namespace {
+
+using internal::ChildContext;
+using internal::Step;
+
+// The container's PID 1, in order. Numbers in the why-comments follow this
+// order (see each facility's file).
+const Step kInitSteps[] = {
+    {"wait for the id maps", internal::wait_for_parent},
+    {"become container root", internal::become_container_root},
+    {"cgroup namespace", internal::enter_cgroup_namespace},
+    {"hostname", internal::set_hostname},
+    {"loopback", internal::bring_up_loopback},
+    {"private mounts", internal::make_mounts_private},
+    {"rootfs", internal::mount_rootfs},
+    {"/proc", internal::mount_proc},
+    {"/dev", internal::mount_dev},
+    {"/sys", internal::mount_sys},
+    {"mounts", internal::mount_user_mounts},
+    {"/etc files", internal::mount_etc_files},
+    {"masked paths", internal::mask_paths},
+    {"read-only paths", internal::make_paths_read_only},
+    {"user", internal::resolve_user},
+    {"working directory", internal::prepare_cwd},
+    {"pivot_root", internal::pivot_into_rootfs},
+    {"read-only rootfs", internal::make_rootfs_read_only},
+};
+
+constexpr int kForwarded[] = {SIGTERM, SIGINT, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH};
+
+void default_warn(const std::string& message) {
+    std::string line = fmt::format("locald: warning: {}\n", message);
+    (void)!::write(STDERR_FILENO, line.data(), line.size());
+}
+
+std::string host_resolv_conf() {
+    std::ifstream in("/etc/resolv.conf");
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string text = ss.str();
+    return text.size() > 65536 ? std::string() : text;
+}
+
+base::Result<void> write_text(const std::string& path, const std::string& text) {
+    base::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+    if (!fd) {
+        return base::errno_error("creating `{}`", path);
+    }
+    if (::write(fd.get(), text.data(), text.size()) != static_cast<ssize_t>(text.size())) {
+        return base::errno_error("writing `{}`", path);
+    }
+    return base::ok();
+}
+
+// Generated /etc files, in a directory the container's root can read.
+struct EtcFiles {
+    std::string dir;
+    bool owned = false;  // created by us, removed after the run
+    ~EtcFiles() {
+        if (owned) {
+            for (const char* name : {"hosts", "resolv.conf", "hostname"}) {
+                ::unlink(fmt::format("{}/{}", dir, name).c_str());
+            }
+            ::rmdir(dir.c_str());
+        }
+    }
+};
+
+base::Result<void> make_etc_files(const ContainerSpec& spec, const std::string& hostname,
+                                  EtcFiles* files) {
+    if (!spec.provide_etc_files) {
+        return base::ok();
+    }
+    if (spec.state_dir.empty()) {
+        const char* tmp = std::getenv("TMPDIR");
+        std::string pattern = fmt::format("{}/locald-ns-XXXXXX", tmp && *tmp ? tmp : "/tmp");
+        if (::mkdtemp(pattern.data()) == nullptr) {
+            return base::errno_error("creating a scratch directory `{}`", pattern);
+        }
+        files->dir = pattern;
+        files->owned = true;
+    } else {
+        files->dir = spec.state_dir + "/etc";
+        if (::mkdir(files->dir.c_str(), 0755) != 0 && errno != EEXIST) {
+            return base::errno_error("creating `{}`", files->dir);
+        }
+    }
+    // Readable by container root even when that is host `nobody`.
+    ::chmod(files->dir.c_str(), 0755);
+    TRY(write_text(files->dir + "/hostname", hostname + "\n"));
+    TRY(write_text(files->dir + "/hosts",
+                   fmt::format("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost "
+                               "ip6-loopback\n127.0.1.1\t{}\n",
+                               hostname)));
+    TRY(write_text(files->dir + "/resolv.conf",
+                   spec.network == NetworkMode::None ? std::string() : host_resolv_conf()));
+    return base::ok();
+}
+
+base::Result<void> validate(const ContainerSpec& spec) {
+    if (spec.rootfs.path.empty() || spec.rootfs.path.front() != '/') {
+        return base::invalid_argument("the rootfs path `{}` must be absolute", spec.rootfs.path);
+    }
+    if (spec.args.empty()) {
+        return base::invalid_argument("no command to run (the image has no Entrypoint/Cmd)");
+    }
+    struct stat st;
+    if (::stat(spec.rootfs.path.c_str(), &st) != 0) {
+        return base::errno_error("rootfs `{}`", spec.rootfs.path);
+    }
+    if (!S_ISDIR(st.st_mode)) {
+        return base::invalid_argument("rootfs `{}` is not a directory", spec.rootfs.path);
+    }
+    for (const auto& mount : spec.mounts) {
+        if (mount.destination.empty() || mount.destination.front() != '/') {
+            return base::invalid_argument("mount destination `{}` must be absolute",
+                                          mount.destination);
+        }
+        if (mount.kind != MountKind::Tmpfs &&
+            (mount.source.empty() || mount.source.front() != '/')) {
+            return base::invalid_argument("mount source `{}` must be an absolute host path",
+                                          mount.source);
+        }
+    }
+    return base::ok();
+}
+
+// Restores the signal mask when the run ends, however it ends.
+struct SignalMaskGuard {
+    sigset_t old;
+    ~SignalMaskGuard() { ::sigprocmask(SIG_SETMASK, &old, nullptr); }
+};
+
+int status_code(int status) {
+    if (WIFSIGNALED(status)) {
+        return 128 + WTERMSIG(status);
+    }
+    return WEXITSTATUS(status);
+}
+
+}  // namespace
+
+base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& options) {
+    auto warn = options.warn ? options.warn : default_warn;
+    TRY(validate(spec));
+
+    // Everything that can be decided outside the container is decided here,
+    // before clone, so the container side only executes.
+    ChildContext ctx;
+    ctx.spec = &spec;
+    ctx.mapping = TRY(base::container_mapping().context("reading the subordinate id ranges"));
+    if (!ctx.mapping.warning.empty()) {
+        warn(ctx.mapping.warning);
+    }
+    ctx.hostname =
+        !spec.hostname.empty() ? spec.hostname : (!spec.name.empty() ? spec.name : "locald");
+    ctx.capabilities = spec.capabilities
+                           ? TRY(internal::capabilities_from_names(*spec.capabilities))
+                           : internal::default_capabilities();
+    if (spec.seccomp) {
+        ctx.seccomp_bpf = TRY(internal::default_seccomp_bpf(spec.seccomp_cache_dir)
+                                  .context("compiling the seccomp profile"));
+    }
+    EtcFiles etc;
+    TRY(make_etc_files(spec, ctx.hostname, &etc));
+    ctx.etc_dir = etc.dir;
+
+    internal::CgroupPlan cgroup = internal::prepare_cgroup(spec);
+    if (!cgroup.warning.empty()) {
+        warn(cgroup.warning);
+    }
+    struct CgroupGuard {
+        const internal::CgroupPlan& plan;
+        ~CgroupGuard() { internal::destroy_cgroup(plan); }
+    } cgroup_guard{cgroup};
+
+    // Forwarded signals and SIGCHLD are taken synchronously (sigwaitinfo);
+    // blocking them before clone also gives PID 1 the mask it needs.
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGCHLD);
+    for (int sig : kForwarded) {
+        sigaddset(&set, sig);
+    }
+    SignalMaskGuard mask_guard;
+    if (::sigprocmask(SIG_BLOCK, &set, &mask_guard.old) != 0) {
+        return base::errno_error("sigprocmask");
+    }
+
+    int go[2];
+    int errors[2];
+    if (::pipe2(go, O_CLOEXEC) != 0 || ::pipe2(errors, O_CLOEXEC) != 0) {
+        return base::errno_error("creating the sync pipes");
+    }
+    base::UniqueFd go_read(go[0]), go_write(go[1]);
+    base::UniqueFd errors_read(errors[0]), errors_write(errors[1]);
+
+    // sync 0: clone PID 1 straight into all its namespaces (no re-exec).
+    unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    if (spec.network == NetworkMode::None) {
+        flags |= CLONE_NEWNET;
+    }
+    pid_t pid = static_cast<pid_t>(
+        ::syscall(SYS_clone, flags | SIGCHLD, nullptr, nullptr, nullptr, nullptr));
+    if (pid < 0) {
+        return base::errno_error(
+            "clone into new namespaces (are unprivileged user namespaces "
+            "enabled? see `locald doctor`)");
+    }
+    if (pid == 0) {
+        go_write.reset();
+        errors_read.reset();
+        ctx.go_fd = go_read.release();
+        ctx.error_fd = errors_write.release();
+        internal::run_steps(ctx, kInitSteps, sizeof kInitSteps / sizeof kInitSteps[0]);
+        ::_exit(internal::run_init(ctx));
+    }
+    go_read.reset();
+    errors_write.reset();
+
+    auto reap = [pid]() -> int {
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0) {
+            if (errno != EINTR) {
+                return 125;
+            }
+        }
+        return status_code(status);
+    };
+    auto abort_child = [&](base::Error error) -> base::Error {
+        ::kill(pid, SIGKILL);
+        (void)reap();
+        return error;
+    };
+
+    // sync 1: map ids (newuidmap/newgidmap) and place PID 1 in its cgroup.
+    if (auto mapped = base::write_id_maps(pid, ctx.mapping); !mapped) {
+        return abort_child(mapped.release_error().context("mapping the container's ids"));
+    }
+    if (auto joined = internal::join_cgroup(cgroup, pid); !joined) {
+        return abort_child(joined.release_error());
+    }
+    // sync 2: release PID 1.
+    char byte = 'g';
+    if (::write(go_write.get(), &byte, 1) != 1) {
+        return abort_child(base::errno_error("releasing the container"));
+    }
+    go_write.reset();
+    // sync 3: the channel reaches EOF when the payload has exec'd (or setup failed).
+    if (auto setup = internal::receive_error(errors_read.get()); !setup) {
+        (void)reap();
+        return setup.release_error();
+    }
+
+    // Supervise: forward signals to PID 1 (which forwards to the payload)
+    // until PID 1 exits.
+    for (;;) {
+        siginfo_t info;
+        int sig = ::sigwaitinfo(&set, &info);
+        if (sig < 0) {
+            continue;
+        }
+        if (sig == SIGCHLD) {
+            int status = 0;
+            pid_t done = ::waitpid(pid, &status, WNOHANG);
+            if (done == pid) {
+                int code = status_code(status);
+                if (internal::cgroup_oom_killed(cgroup)) {
+                    warn(
+                        fmt::format("the container was killed by the OOM killer (memory limit "
+                                    "{} bytes)",
+                                    spec.resources.memory_bytes.value_or(0)));
+                }
+                return code;
+            }
+            continue;
+        }
+        // With a pass-through terminal, keyboard signals (from the kernel) already
+        // reached the payload through the shared process group.
+        if (spec.tty && info.si_code == SI_KERNEL &&
+            (sig == SIGINT || sig == SIGQUIT || sig == SIGWINCH)) {
+            continue;
+        }
+        ::kill(pid, sig);
+    }
+}
+
+}  // namespace locald::ns
