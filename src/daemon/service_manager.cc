@@ -589,9 +589,11 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
         probe.start_period = check.start_period;
         options.probe = probe;
     } else if (port) {
-        options.probe = host::ProbeSpec::port_open(*port);
-        // No explicit check: the port must open within a generous default.
-        options.probe->retries = 600;
+        // No explicit check: ready once the port accepts connections. The same
+        // probe then runs as liveness, so poll quickly only until ready matters:
+        // 250 ms, and 240 misses (a minute) before the port counts as dead.
+        options.probe = host::ProbeSpec::port_open(*port, std::chrono::milliseconds(250));
+        options.probe->retries = 240;
     }
     if (!m_options.logs_dir.empty()) {
         std::string dir = m_options.logs_dir + "/" + project.name;

@@ -1,0 +1,155 @@
+"""The daemon's lifecycle and the CLI surface around it: autostart, the socket's
+permissions, one daemon per LOCALD_HOME, shutdown, and the exact shape of
+`status --json`."""
+import json
+import os
+import stat
+import subprocess
+
+from host_util import PY, host, pid_alive, wait_until  # noqa: F401 (fixture)
+
+STATUS_KEYS = ["project", "name", "kind", "state", "pid", "port", "restarts", "exit_code",
+               "started_at", "ready_at"]
+STATES = {"pending", "starting", "ready", "running", "stopping", "stopped", "exited", "failed"}
+
+
+def test_autostart_socket_is_private_and_one_daemon_per_home(host):
+    result = host.run("status", "--json", check=True)
+    assert json.loads(result.stdout) == {"services": []}
+    run_dir = host.home / "run"
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o700
+    assert stat.S_IMODE((host.home / "state").stat().st_mode) == 0o700
+    sock = run_dir / "daemon.sock"
+    assert stat.S_ISSOCK(sock.stat().st_mode)
+    assert stat.S_IMODE(sock.stat().st_mode) == 0o600
+    pid = host.daemon_pid()
+    assert pid and pid_alive(pid)
+    # The daemon is detached: its own session, not our child.
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    assert int(fields[3]) != os.getsid(0)  # session id
+
+    # A second daemon for the same home refuses to run (status 4).
+    second = host.run("daemon", timeout=30)
+    assert second.returncode == 4, second
+    assert "already running" in second.stderr
+
+    # The first one still serves.
+    host.run("status", check=True)
+    assert host.daemon_pid() == pid
+
+    down = host.run("shutdown", check=True)
+    assert "daemon stopped" in down.stdout
+    assert not pid_alive(pid)
+    assert not sock.exists()
+    # Shutting down without a daemon is fine.
+    again = host.run("shutdown", check=True)
+    assert "no daemon" in again.stdout
+
+
+def test_status_json_exact_shape(host):
+    # http.server takes the port as an argument: the shell form expands $PORT.
+    project = host.project("shape", f"""
+        [service.web]
+        command = "exec {PY} -m http.server $PORT --bind 127.0.0.1"
+
+        [service.once]
+        command = "echo done"
+        port = false
+        restart = "no"
+    """)
+    host.run("up", project, check=True)
+    host.wait_state("once", "exited")
+    document = host.status()
+    assert list(document.keys()) == ["services"]
+    by_name = {s["name"]: s for s in document["services"]}
+    assert set(by_name) == {"web", "once"}
+    for service in document["services"]:
+        assert list(service.keys()) == STATUS_KEYS
+        assert service["project"] == "shape"
+        assert service["kind"] == "host"
+        assert service["state"] in STATES
+        assert isinstance(service["restarts"], int)
+    web = by_name["web"]
+    assert web["state"] == "ready"
+    assert isinstance(web["pid"], int) and pid_alive(web["pid"])
+    assert isinstance(web["port"], int) and 0 < web["port"] < 65536
+    assert web["exit_code"] is None
+    assert web["started_at"].endswith("Z") and web["ready_at"].endswith("Z")
+    once = by_name["once"]
+    assert once["pid"] is None
+    assert once["port"] is None
+    assert once["exit_code"] == 0
+    assert once["ready_at"] is None or isinstance(once["ready_at"], str)
+
+
+def test_config_error_starts_nothing(host):
+    project = host.project("broken", """
+        [service.a]
+        command = "sleep 100"
+        [service.b]
+        command = "sleep 100"
+        depends_on = ["nope"]
+    """)
+    result = host.run("up", project)
+    assert result.returncode == 3, result
+    assert "nope" in result.stderr
+    assert "locald.toml" in result.stderr
+    assert host.status() == {"services": []}
+
+
+def test_run_uses_the_service_env_and_workdir(host):
+    project = host.project("runner", f"""
+        [env]
+        GREETING = "hi"
+        [service.web]
+        command = "exec {PY} -m http.server $PORT --bind 127.0.0.1"
+        workdir = "sub"
+    """, files={"sub/marker.txt": "x\n"})
+    host.run("up", project, check=True)
+    port = host.service("web")["port"]
+    result = host.run("run", "web", "--", "sh", "-c",
+                      'echo "$PORT $LOCALD_SERVICE $LOCALD_PROJECT $GREETING ${NOTIFY_SOCKET:-none}"; ls',
+                      cwd=project, check=True)
+    first, *rest = result.stdout.splitlines()
+    assert first == f"{port} web runner hi none"
+    assert "marker.txt" in rest
+    # The exit status is the command's.
+    failed = host.run("run", "web", "--", "sh", "-c", "exit 7", cwd=project)
+    assert failed.returncode == 7
+    # Qualified names work from anywhere.
+    elsewhere = host.run("run", "runner:web", "--", "sh", "-c", "echo $LOCALD_SERVICE",
+                         cwd="/", check=True)
+    assert elsewhere.stdout.strip() == "web"
+
+
+def test_other_build_of_the_cli_restarts_the_daemon(host, tmp_path):
+    project = host.project("upgrade", """
+        [service.web]
+        command = "sleep 1000"
+        port = false
+    """)
+    host.run("up", project, check=True)
+    old_daemon = host.daemon_pid()
+    old = host.service("web")
+    # Another build: a copy without the GNU build-id note, so its id falls back
+    # to the file's size and mtime and differs from ours.
+    copy = tmp_path / "locald-other"
+    strip = subprocess.run(["objcopy", "--remove-section=.note.gnu.build-id", host.binary,
+                            str(copy)], capture_output=True)
+    if strip.returncode != 0:
+        import pytest
+        pytest.skip(f"objcopy unavailable: {strip.stderr!r}")
+    result = subprocess.run([str(copy), "status", "--json"], env=host.env(), capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result
+    assert "restarting it" in result.stderr
+    new_daemon = host.daemon_pid()
+    assert new_daemon != old_daemon
+    assert not pid_alive(old_daemon)
+    # The new daemon brought the service back on the same port.
+    web = wait_until(lambda: (s := [x for x in json.loads(subprocess.run(
+        [str(copy), "status", "--json"], env=host.env(), capture_output=True, text=True,
+        timeout=60).stdout)["services"] if x["name"] == "web"]) and s[0]["state"] == "running"
+        and s[0], what="web back after the daemon restart")
+    assert web["pid"] != old["pid"]
