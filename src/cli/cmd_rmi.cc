@@ -64,6 +64,14 @@ int run_rmi(std::span<const std::string> args) {
     // Delete what only the removed images used; everything still reachable
     // from a remaining ref stays.
     if (!removed_roots.empty()) {
+        // A running pull may be about to reference these blobs: leave them
+        // to a later `locald prune` rather than wait or race.
+        auto lease = store->hold_delete_lease();
+        if (!lease) {
+            std::fprintf(stderr, "locald: note: %s; unused blobs are left for `locald prune`\n",
+                         lease.error().message().c_str());
+            return first_error ? exit_code_for(first_error->kind()) : kExitOk;
+        }
         auto reachable = store->reachable_blobs();
         if (!reachable) {
             return report_error(reachable.error());

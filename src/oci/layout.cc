@@ -497,6 +497,8 @@ base::Result<void> extract_layout_tar(const std::string& tar_path, const std::st
 
 base::Result<std::vector<ImportedImage>> import_layout(ContentStore& store,
                                                        const std::string& path) {
+    // Blobs are unreferenced until set_ref: keep prune away meanwhile.
+    auto lease = TRY(store.hold_write_lease());
     auto st = base::stat_path(path);
     if (!st) {
         return base::not_found("cannot load `{}`: no such file or directory", path);

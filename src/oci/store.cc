@@ -685,8 +685,31 @@ base::Result<std::vector<Digest>> ContentStore::reachable_blobs() const {
     return std::vector<Digest>(seen.begin(), seen.end());
 }
 
+base::Result<base::UniqueFd> ContentStore::hold_write_lease() const {
+    auto fd = TRY(base::open_file(m_data_dir + "/gc.lock", O_RDWR | O_CREAT, 0600));
+    TRY(lock_fd(fd.get(), LOCK_SH, "gc.lock"));
+    return fd;
+}
+
+base::Result<base::UniqueFd> ContentStore::hold_delete_lease() const {
+    auto fd = TRY(base::open_file(m_data_dir + "/gc.lock", O_RDWR | O_CREAT, 0600));
+    while (flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EWOULDBLOCK) {
+            return base::unavailable(
+                "an image pull or load is in progress; try again when it finishes");
+        }
+        return base::errno_error("locking `{}/gc.lock`", m_data_dir);
+    }
+    return fd;
+}
+
 base::Result<GcResult> ContentStore::gc(std::chrono::seconds ingest_min_age) {
     GcResult result;
+    // No pull/load may be between committing blobs and recording its ref.
+    auto lease = TRY(hold_delete_lease());
     // Hold the index lock so no ref is added between marking and sweeping.
     auto lock = TRY(lock_file(m_lock_path));
     auto reachable_list = TRY(reachable_blobs());

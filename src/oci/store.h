@@ -9,6 +9,7 @@
 //   <data>/store/blobs/sha256/<hex>         read-only (0444) blobs
 //   <data>/ingest/<sha256(key)>/{data,key}  partial downloads (resumable)
 //   <data>/store.lock                       serialises index.json updates
+//   <data>/gc.lock                          writers (shared) vs gc/rmi (exclusive)
 //
 // Contract:
 // - A blob appears under blobs/ only after: data fsync'd → size and digest
@@ -168,6 +169,15 @@ public:
     base::Result<GcResult> gc(std::chrono::seconds ingest_min_age = std::chrono::hours(24));
     // The reachable set (what gc keeps).
     base::Result<std::vector<Digest>> reachable_blobs() const;
+
+    // Blobs committed by a pull or load are unreferenced until its final
+    // set_ref(). Writers hold a shared lease for the whole operation; gc()
+    // and the blob deletion of `rmi` take it exclusively and refuse
+    // (Unavailable, "an image pull or load is in progress") while any
+    // writer holds it. Dropping the fd releases it.
+    base::Result<base::UniqueFd> hold_write_lease() const;
+    // Non-blocking exclusive lease for deleters.
+    base::Result<base::UniqueFd> hold_delete_lease() const;
 
 private:
     friend class IngestWriter;

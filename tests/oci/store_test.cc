@@ -404,6 +404,23 @@ TEST_F(StoreTest, GcKeepsReachableAndRemovesTheRest) {
     EXPECT_EQ(result->removed_ingests, std::vector<std::string>{"stale"});
 }
 
+TEST_F(StoreTest, GcWaitsForNoWriterLease) {
+    Digest pending = store().write_blob("committed by a pull, not yet referenced").release_value();
+    {
+        auto lease = store().hold_write_lease();
+        ASSERT_TRUE(lease.has_value()) << lease.error().message();
+        auto second = store().hold_write_lease();  // shared: pulls run side by side
+        ASSERT_TRUE(second.has_value());
+        auto result = store().gc(std::chrono::seconds(0));
+        ASSERT_FALSE(result.has_value());
+        EXPECT_EQ(result.error().kind(), base::ErrorKind::Unavailable);
+        EXPECT_TRUE(store().has(pending));
+    }
+    auto result = store().gc(std::chrono::seconds(0));
+    ASSERT_TRUE(result.has_value()) << result.error().message();
+    EXPECT_FALSE(store().has(pending));
+}
+
 TEST_F(StoreTest, SaveLoadDirectoryRoundTripIsByteIdentical) {
     auto image = build_image(store(), "rt");
     auto ref = Reference::parse("localhost:5000/app:v1").release_value();
