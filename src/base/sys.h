@@ -29,6 +29,8 @@ Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t m
 
 // Reads all of `fd` from its current offset to EOF. More than `max_bytes` is
 // an InvalidArgument error ("exceeds the N-byte limit"), never a silent cut.
+// `fd` should be blocking: EAGAIN on a non-blocking fd is reported as an
+// error (Unavailable) and what was read so far is dropped.
 Result<std::string> read_all(int fd, size_t max_bytes);
 
 // Reads the whole file at `path` (following symlinks), capped like read_all.
