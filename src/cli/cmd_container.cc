@@ -22,8 +22,13 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/image_common.h"
+#include "layers/unpack.h"
+#include "ns/doctor.h"
 #include "ns/launcher.h"
 #include "ns/spec.h"
+#include "oci/image.h"
+#include "oci/pull.h"
 
 namespace locald::cli {
 
@@ -70,6 +75,7 @@ struct PreparedRootfs {
     ImageDefaults defaults;
     ns::Rootfs rootfs;
     std::string scratch_dir;  // the container's writable layer; removed afterwards
+    layers::OwnershipPlan ownership;
     ~PreparedRootfs();
 };
 
@@ -217,14 +223,88 @@ base::Result<int64_t> parse_positive(const std::string& flag, const std::string&
     return static_cast<int64_t>(value);
 }
 
-PreparedRootfs::~PreparedRootfs() {}
+PreparedRootfs::~PreparedRootfs() {
+    if (!scratch_dir.empty()) {
+        // The writable layer holds files owned by subordinate ids: remove it
+        // as the container's root, in the same user namespace.
+        auto removed = layers::remove_tree(ownership, scratch_dir);
+        if (!removed) {
+            std::fprintf(stderr, "locald: warning: removing `%s`: %s\n", scratch_dir.c_str(),
+                         removed.error().to_string().c_str());
+        }
+    }
+}
 
-base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const std::string& image,
-                                                                   const base::Paths&) {
-    return base::unsupported(
-        "running image `{}`: images need the layers module's rootfs builder, which is not in "
-        "this build yet; use --rootfs DIR",
-        image);
+base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const std::string& image_text,
+                                                                   const base::Paths& paths) {
+    auto ref = TRY(oci::Reference::parse(image_text));
+    auto store = TRY(open_image_store());
+    auto image = oci::resolve_image(store, ref);
+    if (!image && image.error().kind() == base::ErrorKind::NotFound) {
+        // Not in the store: pull it, as `docker run` does.
+        oci::PullOptions pull;
+        pull.reference = image_text;
+        oci::LineProgress progress(stderr);
+        TRY(oci::pull(store, pull, &progress));
+        image = oci::resolve_image(store, ref);
+    }
+    if (!image) {
+        return image.release_error();
+    }
+    auto prepared = std::make_unique<PreparedRootfs>();
+    const oci::ContainerConfig& config = image->config.config;
+    prepared->defaults.entrypoint = config.entrypoint.value_or(std::vector<std::string>{});
+    prepared->defaults.cmd = config.cmd.value_or(std::vector<std::string>{});
+    prepared->defaults.env = config.env;
+    prepared->defaults.working_dir = config.working_dir;
+    prepared->defaults.user = config.user;
+
+    prepared->ownership = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
+    auto snapshot_store = TRY(layers::SnapshotStore::open(store.data_dir()));
+    std::vector<std::string> warnings;
+    auto snapshots = TRY(
+        layers::prepare_snapshots(store, *image, snapshot_store, prepared->ownership, &warnings));
+    for (const auto& warning : warnings) {
+        std::fprintf(stderr, "locald: warning: %s\n", warning.c_str());
+    }
+    std::string containers = store.data_dir() + "/containers";
+    if (::mkdir(containers.c_str(), 0700) != 0 && errno != EEXIST) {
+        return base::errno_error("creating `{}`", containers);
+    }
+    std::string dir = containers + "/run-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) {
+        return base::errno_error("creating a container directory under `{}`", containers);
+    }
+    prepared->scratch_dir = dir;
+    // Overlay (no copy) when the kernel mounts it inside our user namespace.
+    bool overlay = ns::userns_overlay_works();
+    auto plan = TRY(layers::build_rootfs(snapshots, dir, overlay, prepared->ownership));
+    if (plan.kind == layers::RootfsPlan::Kind::Overlay) {
+        std::string merged = dir + "/merged";
+        if (::mkdir(merged.c_str(), 0755) != 0) {
+            return base::errno_error("creating `{}`", merged);
+        }
+        prepared->rootfs.path = merged;
+        ns::RootfsMount mount;
+        mount.type = plan.overlay.type;
+        mount.source = plan.overlay.source;
+        std::string options = plan.overlay.options();
+        size_t start = 0;
+        for (;;) {
+            size_t comma = options.find(',', start);
+            mount.options.push_back(
+                options.substr(start, comma == std::string::npos ? comma : comma - start));
+            if (comma == std::string::npos) {
+                break;
+            }
+            start = comma + 1;
+        }
+        prepared->rootfs.mounts.push_back(std::move(mount));
+    } else {
+        prepared->rootfs.path = plan.rootfs;
+    }
+    (void)paths;
+    return prepared;
 }
 
 }  // namespace
@@ -391,7 +471,8 @@ int run_container_run(std::span<const std::string> args) {
     }
     auto status = ns::Launcher::run(spec);
     if (!status) {
-        return report_error(status.error());
+        int code = report_error(status.error());
+        return ns::exec_failure_status(status.error()).value_or(code);
     }
     return *status;
 }

@@ -49,7 +49,8 @@ int run_launch(std::span<const std::string> args) {
     }
     auto status = ns::Launcher::run(*spec);
     if (!status) {
-        return report_error(status.error());
+        int code = report_error(status.error());
+        return ns::exec_failure_status(status.error()).value_or(code);
     }
     return *status;
 }

@@ -191,14 +191,15 @@ DoctorCheck check_cgroups() {
     for (const auto& c : support.v2_controllers) {
         controllers += (controllers.empty() ? "" : " ") + c;
     }
-    check.detail = fmt::format("{}; own v2 cgroup `{}` (controllers: {}); {}", support.version,
-                               support.v2_own_dir, controllers.empty() ? "none" : controllers,
-                               support.explanation);
+    check.detail = fmt::format("{}; own v2 cgroup `{}` (controllers: {})", support.version,
+                               support.v2_own_dir, controllers.empty() ? "none" : controllers);
     bool v2_ok = support.v2_writable;
     check.ok = true;  // containers run either way; limits may not apply
     if (!(v2_ok && !support.v2_controllers.empty()) && !support.v1_usable) {
         check.warning = true;
         check.fix = support.explanation;
+    } else {
+        check.detail += "; " + support.explanation;
     }
     return check;
 }
@@ -238,6 +239,11 @@ DoctorCheck check_seccomp() {
 }
 
 }  // namespace
+
+bool userns_overlay_works() {
+    auto mapping = base::container_mapping();
+    return mapping && check_overlay(*mapping).ok;
+}
 
 std::vector<DoctorCheck> run_doctor_checks() {
     std::vector<DoctorCheck> checks;

@@ -23,6 +23,11 @@ struct DoctorCheck {
 };
 
 std::vector<DoctorCheck> run_doctor_checks();
+
+// True when overlayfs with `userxattr` really mounts inside a user namespace
+// with the container mapping (a throwaway mount under $TMPDIR). Callers
+// choosing between an overlay and a flattened rootfs use it.
+bool userns_overlay_works();
 base::Json doctor_to_json(const std::vector<DoctorCheck>& checks);
 
 }  // namespace locald::ns

@@ -162,6 +162,13 @@ int status_code(int status) {
 
 }  // namespace
 
+std::optional<int> exec_failure_status(const base::Error& error) {
+    if (error.message().rfind("container setup step `exec`:", 0) != 0) {
+        return std::nullopt;
+    }
+    return error.kind() == base::ErrorKind::NotFound ? 127 : 126;
+}
+
 base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& options) {
     auto warn = options.warn ? options.warn : default_warn;
     TRY(validate(spec));

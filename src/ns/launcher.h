@@ -16,6 +16,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 
 #include "base/error.h"
@@ -27,6 +28,11 @@ struct LaunchOptions {
     // Receives human-readable warnings; default: "locald: warning: …" on stderr.
     std::function<void(const std::string&)> warn;
 };
+
+// Docker's exit status when the setup went fine but the command could not be
+// executed: 127 when it was not found, 126 otherwise (not executable, …).
+// nullopt for every other error.
+std::optional<int> exec_failure_status(const base::Error& error);
 
 class Launcher {
 public:
