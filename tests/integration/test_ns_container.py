@@ -1,0 +1,269 @@
+"""The rootless launcher end to end: `locald container run` / `__launch` as the
+unprivileged test user, with a busybox rootfs and a probe run inside."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+import pytest
+
+from ns_util import Scratch
+
+PROBE = r"""
+echo "uid_map=$(cat /proc/self/uid_map | tr -s ' ' | head -1)"
+echo "gid_map=$(cat /proc/self/gid_map | tr -s ' ' | head -1)"
+echo "uid_lines=$(wc -l < /proc/self/uid_map)"
+grep -E '^(CapEff|CapBnd|CapPrm|CapInh|CapAmb|NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t' | tr ':' '='
+echo "hostname=$(hostname)"
+echo "pids=$(ls -d /proc/[0-9]* | wc -l)"
+echo "pid1=$(cat /proc/1/comm)"
+echo "self_ppid_chain=$(cut -d' ' -f4 /proc/self/stat)"
+echo "keys_size=$(wc -c < /proc/keys 2>/dev/null || echo missing)"
+echo "acpi_entries=$(ls /proc/acpi 2>/dev/null | wc -l)"
+grep -q ' /proc/sys ro,' /proc/self/mountinfo && echo "proc_sys=ro"
+grep -q ' /sys ro,' /proc/self/mountinfo && echo "sys=ro"
+grep -q ' /dev/pts ' /proc/self/mountinfo && echo "devpts=yes"
+grep -q ' /dev/shm ' /proc/self/mountinfo && echo "shm=yes"
+grep -q ' /dev/mqueue ' /proc/self/mountinfo && echo "mqueue=yes"
+test -c /dev/null && test -c /dev/zero && test -c /dev/urandom && echo "devices=yes"
+test "$(readlink /dev/fd)" = /proc/self/fd && test "$(readlink /dev/ptmx)" = pts/ptmx && echo "links=yes"
+grep -q "$(hostname)" /etc/hosts && echo "etc_hosts=yes"
+echo "home=$HOME"
+"""
+
+
+@pytest.fixture
+def scratch(locald_bin, test_user):
+    s = Scratch(locald_bin, test_user)
+    yield s
+    s.cleanup()
+
+
+def kv(text):
+    out = {}
+    for line in text.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip()
+    return out
+
+
+def test_probe_sees_a_confined_container(scratch):
+    r = scratch.container("--name", "probe-host", "/bin/sh", "-c", PROBE)
+    assert r.returncode == 0, r.stderr
+    v = kv(r.stdout)
+    uid = int(subprocess.run(["id", "-u", scratch.user], capture_output=True, text=True).stdout)
+    assert v["uid_map"].split() == ["0", str(uid), "1"]
+    assert int(v["uid_lines"]) >= 2, "the subordinate range is mapped too"
+    assert v["CapEff"] == "00000000800405fb" and v["CapBnd"] == "00000000800405fb"
+    assert v["CapInh"] == "0000000000000000" and v["CapAmb"] == "0000000000000000"
+    assert v["NoNewPrivs"] == "1"
+    assert v["Seccomp"] == "2"
+    assert v["hostname"] == "probe-host"
+    assert v["pid1"] != "sh", "PID 1 is the launcher's init, not the payload"
+    assert int(v["pids"]) <= 4, r.stdout  # init, sh, and the probe's short-lived children
+    assert v["keys_size"] in ("0", "missing")  # masked with /dev/null
+    assert v["acpi_entries"] == "0"
+    for key in ("proc_sys", "sys", "devpts", "shm", "mqueue", "devices", "links", "etc_hosts"):
+        assert key in v, f"{key} missing in:\n{r.stdout}"
+    assert v["home"] == "/root"
+
+
+def test_exit_codes_and_signals(scratch):
+    assert scratch.container("/bin/sh", "-c", "exit 42").returncode == 42
+    assert scratch.container("/bin/sh", "-c", "kill -TERM $$").returncode == 128 + 15
+    r = scratch.container("no-such-binary")
+    assert r.returncode == 127
+    assert "step `exec`" in r.stderr and "no-such-binary" in r.stderr
+
+
+def test_sigterm_reaches_a_handling_payload(scratch):
+    p = scratch.popen("container", "run", "--rootfs", scratch.rootfs, "/bin/sh", "-c",
+                      "trap 'echo got-term; exit 3' TERM; echo ready; "
+                      "while :; do sleep 0.05; done")
+    try:
+        line = p.stdout.readline()
+        assert line.strip() == "ready", p.stderr.read()
+        p.send_signal(signal.SIGTERM)
+        out, err = p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 3, err
+    assert "got-term" in out
+
+
+def test_sigint_is_forwarded_once_and_kills_a_plain_payload(scratch):
+    p = scratch.popen("container", "run", "--rootfs", scratch.rootfs, "/bin/sh", "-c",
+                      "echo ready; exec sleep 30")
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=20)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert p.returncode == 128 + signal.SIGINT
+
+
+def test_orphans_are_reaped_by_init(scratch):
+    script = ("(sleep 0.3 &) ; sleep 0.1; "
+              "for s in /proc/[0-9]*/stat; do cat $s 2>/dev/null; echo; done > /tmp/before; "
+              "sleep 0.6; "
+              "for s in /proc/[0-9]*/stat; do cat $s 2>/dev/null; echo; done > /tmp/after; "
+              "cat /tmp/before; echo ---; cat /tmp/after")
+    r = scratch.container("/bin/sh", "-c", script)
+    assert r.returncode == 0, r.stderr
+    before, after = r.stdout.split("---")
+    orphan = [l for l in before.splitlines() if "(sleep)" in l]
+    assert orphan and orphan[0].split()[3] == "1", f"the orphan is re-parented to init:\n{before}"
+    states = [l.split()[2] for l in after.splitlines() if l.strip()]
+    assert "Z" not in states, after
+    assert not [l for l in after.splitlines() if "(sleep)" in l]
+
+
+def test_bind_volumes_read_only_and_read_write(scratch):
+    ro = scratch.dir / "ro"
+    rw = scratch.dir / "rw"
+    ro.mkdir()
+    rw.mkdir()
+    (ro / "f").write_text("host\n")
+    os.chmod(rw, 0o777)
+    r = scratch.container("-v", f"{ro}:/ro:ro", "-v", f"{rw}:/rw", "/bin/sh", "-c",
+                          "cat /ro/f; echo no > /ro/f && exit 9; echo yes > /rw/new")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == "host\n"
+    assert (ro / "f").read_text() == "host\n"
+    assert (rw / "new").read_text() == "yes\n"
+    # A named volume persists across runs.
+    assert scratch.container("-v", "cache:/cache", "/bin/sh", "-c",
+                             "echo kept > /cache/x").returncode == 0
+    r = scratch.container("-v", "cache:/cache", "/bin/cat", "/cache/x")
+    assert r.stdout == "kept\n", r.stderr
+
+
+def test_several_uids_chown_and_write_as_another_user(scratch):
+    vol = "owners"
+    r = scratch.container("-v", f"{vol}:/v", "/bin/sh", "-c",
+                          "echo a > /v/f && chown 1000:1000 /v/f && chmod 644 /v/f && "
+                          "mkdir /v/d && chown 2000:2000 /v/d && ls -ln /v")
+    assert r.returncode == 0, r.stderr
+    assert scratch.container("-u", "app", "-v", f"{vol}:/v", "/bin/sh", "-c",
+                             "echo b >> /v/f").returncode == 0
+    denied = scratch.container("-u", "other", "-v", f"{vol}:/v", "/bin/sh", "-c",
+                               "echo c >> /v/f")
+    assert denied.returncode != 0
+    assert "ermission denied" in denied.stderr
+    r = scratch.container("-u", "2000", "-v", f"{vol}:/v", "/bin/sh", "-c",
+                          "echo d > /v/d/g && cat /v/f && stat -c '%u %g' /v/d/g")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["a", "b", "2000 2000"]
+    # On the host, those files belong to the subordinate range, not to the user.
+    data = scratch.home / "data" / "volumes" / vol
+    if os.geteuid() == 0:
+        st = os.stat(data / "f")
+        start = int([l for l in open("/etc/subuid") if l.startswith(scratch.user + ":")][0]
+                    .split(":")[1])
+        assert st.st_uid == start + 999
+
+
+def test_escape_attempts_fail(scratch):
+    script = r"""
+mount -t tmpfs none /tmp 2>/dev/null && echo "mount=ok" || echo "mount=denied"
+echo x > /proc/sys/kernel/hostname 2>/dev/null && echo "procsys=ok" || echo "procsys=denied"
+cat /proc/1/environ >/dev/null 2>&1 && echo "init_environ=ok" || echo "init_environ=denied"
+ls /proc/1/root/ >/dev/null 2>&1 && echo "init_root=ok" || echo "init_root=denied"
+test -e /work -o -e /usr/bin/apt && echo "host_files=visible" || echo "host_files=hidden"
+echo 1 > /sys/fs/cgroup/pids/cgroup.procs 2>/dev/null && echo "cgroup=ok" || echo "cgroup=denied"
+umount /proc 2>/dev/null && echo "umount=ok" || echo "umount=denied"
+"""
+    r = scratch.container("/bin/sh", "-c", script)
+    v = kv(r.stdout)
+    assert v == {"mount": "denied", "procsys": "denied", "init_environ": "denied",
+                 "init_root": "denied", "host_files": "hidden", "cgroup": "denied",
+                 "umount": "denied"}, r.stdout + r.stderr
+
+
+@pytest.mark.parametrize("name", ["proc", "dev", "sys"])
+def test_a_symlinked_kernel_mount_point_is_refused(scratch, name):
+    target = scratch.rootfs / name
+    if target.exists():
+        target.rmdir()
+    target.symlink_to("/tmp")  # would put the mount somewhere else in the image
+    r = scratch.container("/bin/sh", "-c", "true")
+    assert r.returncode != 0
+    assert f"/{name}" in r.stderr and "step" in r.stderr, r.stderr
+
+
+def test_network_none_has_only_loopback(scratch):
+    r = scratch.container("--network", "none", "/bin/sh", "-c",
+                          "ls /sys/class/net; cat /etc/resolv.conf | wc -c")
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.split()
+    assert lines[0] == "lo" and lines[-1] == "0"
+
+
+def test_read_only_rootfs(scratch):
+    r = scratch.container("--read-only", "/bin/sh", "-c",
+                          "touch /newfile 2>/dev/null && echo wrote || echo refused; "
+                          "touch /dev/shm/ok && echo shm")
+    assert r.stdout.split() == ["refused", "shm"], r.stderr
+
+
+def test_internal_launch_mode_runs_a_spec(scratch):
+    spec = {"name": "svc", "rootfs": {"path": str(scratch.rootfs)},
+            "args": ["/bin/sh", "-c", "echo $GREETING from $(hostname) in $(pwd); exit 5"],
+            "env": ["GREETING=hello", "PATH=/bin"], "cwd": "/work/dir",
+            "mounts": [{"kind": "tmpfs", "destination": "/scratch", "options": ["size=1m"]}]}
+    path = scratch.dir / "spec.json"
+    path.write_text(json.dumps(spec))
+    os.chmod(path, 0o644)
+    r = scratch.run("__launch", path)
+    assert r.returncode == 5, r.stderr
+    assert r.stdout == "hello from svc in /work/dir\n"
+    bad = scratch.run("__launch", "-", input='{"rootfs": {"path": "relative"}, "args": ["x"]}')
+    assert bad.returncode != 0 and "absolute" in bad.stderr
+
+
+def test_doctor_reports_each_check(scratch):
+    r = scratch.run("doctor", "--json")
+    doc = json.loads(r.stdout)
+    names = [c["name"] for c in doc["checks"]]
+    for expected in ("kernel", "user namespaces", "newuidmap/newgidmap", "subordinate ids",
+                     "overlay in a user namespace", "cgroups", "seccomp"):
+        assert expected in names
+    by_name = {c["name"]: c for c in doc["checks"]}
+    assert by_name["user namespaces"]["status"] == "ok"
+    assert by_name["seccomp"]["status"] == "ok"
+    for check in doc["checks"]:
+        if check["status"] != "ok":
+            assert check["fix"], check
+    assert r.returncode == (0 if doc["ok"] else 1)
+
+
+def test_memory_limit_is_enforced_where_possible(scratch, locald_bin, tmp_path):
+    doctor = json.loads(scratch.run("doctor", "--json").stdout)
+    cg = {c["name"]: c for c in doctor["checks"]}["cgroups"]
+    hog = "x=$(dd if=/dev/zero bs=1M count=200 2>/dev/null | tr '\\0' a); echo survived"
+    if cg["status"] == "ok":
+        r = scratch.container("--memory", "32M", "/bin/sh", "-c", hog, timeout=120)
+        assert r.returncode == 137, r.stdout + r.stderr
+        assert "OOM" in r.stderr
+        return
+    # Rootless here cannot limit (cgroup v1 or no delegation): one clear warning.
+    r = scratch.container("--memory", "32M", "/bin/sh", "-c", "true")
+    assert r.returncode == 0
+    assert r.stderr.count("resource limits are not applied") == 1, r.stderr
+    if os.geteuid() != 0:
+        pytest.skip(f"memory limits cannot be enforced for this user: {cg['fix']}")
+    # As root on a v1 host the v1 memory controller enforces it.
+    env = dict(os.environ, LOCALD_HOME=str(scratch.home))
+    root_run = subprocess.run([str(scratch.bin), "container", "run", "--rootfs",
+                               str(scratch.rootfs), "--memory", "32M", "/bin/sh", "-c", hog],
+                              capture_output=True, text=True, env=env, timeout=120, cwd="/tmp")
+    if "resource limits are not applied" in root_run.stderr:
+        pytest.skip("LOUD SKIP: neither delegated cgroup v2 nor root-usable v1 here: "
+                    + root_run.stderr)
+    assert root_run.returncode == 137, root_run.stdout + root_run.stderr
+    assert "OOM" in root_run.stderr
