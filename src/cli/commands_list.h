@@ -13,6 +13,12 @@ extern const char kConfigHelp[];
 int run_config(std::span<const std::string> args);
 extern const char kEnvHelp[];
 int run_env(std::span<const std::string> args);
+extern const char kPushHelp[];
+int run_push(std::span<const std::string> args);
+extern const char kLoginHelp[];
+int run_login(std::span<const std::string> args);
+extern const char kLogoutHelp[];
+int run_logout(std::span<const std::string> args);
 extern const char kPullHelp[];
 int run_pull(std::span<const std::string> args);
 
@@ -45,7 +51,6 @@ extern const char kContainerHelp[];
 int run_container(std::span<const std::string> args);
 extern const char kLaunchHelp[];
 int run_launch(std::span<const std::string> args);
-
 extern const char kImagesHelp[];
 int run_images(std::span<const std::string> args);
 extern const char kImageHelp[];
