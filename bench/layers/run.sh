@@ -25,7 +25,6 @@ cp "$bin" "$work/locald"
 chown -R "$user:$user" "$work"
 chmod 755 "$work"
 
-as_user() { runuser -u "$user" -- env HOME=/tmp LOCALD_HOME="$work/home" "$@"; }
 clean() {
   # rootless unpacks own subuid files: remove as root between runs.
   rm -rf "$work/out"
@@ -33,32 +32,43 @@ clean() {
   chown "$user:$user" "$work/out"
   sync
   echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-  # The blobs are "already in the store": warm them like a just-pulled image.
-  cat "$work"/layers/*.tar.gz >/dev/null
+  # The blobs are "already in the store": warm every tool's copy, like a
+  # just-pulled image.
+  cat "$work"/layers/*.tar.gz "$work"/home/data/store/blobs/sha256/* \
+    "$work"/umoci-layout/blobs/sha256/* >/dev/null
 }
-seconds() {
-  local s e
-  s=$(date +%s.%N)
-  "$@" >/dev/null 2>&1 || { echo "FAILED: $*" >&2; exit 1; }
-  e=$(date +%s.%N)
-  awk -v s="$s" -v e="$e" 'BEGIN { printf "%.3f\n", e - s }'
+# Wall-clock and CPU (user+sys of the whole process tree) seconds of a run.
+measure() {
+  local out
+  out=$(/usr/bin/time -f '%e %U %S' "$@" 2>&1 >/dev/null | tail -1) || { echo "FAILED: $*" >&2; exit 1; }
+  awk '{ printf "%.3f %.3f\n", $1, $2 + $3 }' <<<"$out"
 }
 
-declare -a t_locald t_umoci t_tar
+declare -a w_locald w_umoci w_tar c_locald c_umoci c_tar
 for ((i = 1; i <= runs; i++)); do
   clean
-  t=$(seconds as_user "$work/locald" image unpack --offline docker.io/bench/layers:1 "$work/out/rootfs")
-  t_locald+=("$t")
+  read -r w c < <(measure runuser -u "$user" -- env HOME=/tmp LOCALD_HOME="$work/home" \
+    "$work/locald" image unpack --offline docker.io/bench/layers:1 "$work/out/rootfs")
+  w_locald+=("$w"); c_locald+=("$c")
   clean
-  t=$(seconds as_user umoci unpack --rootless --image "$work/umoci-layout:bench" "$work/out/bundle")
-  t_umoci+=("$t")
+  read -r w c < <(measure runuser -u "$user" -- env HOME=/tmp \
+    umoci unpack --rootless --image "$work/umoci-layout:bench" "$work/out/bundle")
+  w_umoci+=("$w"); c_umoci+=("$c")
   clean
-  t=$(seconds as_user sh -c "mkdir $work/out/tar && for l in $work/layers/*.tar.gz; do tar -xzf \$l -C $work/out/tar; done")
-  t_tar+=("$t")
-  echo "run $i: locald ${t_locald[-1]}s  umoci ${t_umoci[-1]}s  tar ${t_tar[-1]}s"
+  read -r w c < <(measure runuser -u "$user" -- sh -c \
+    "mkdir $work/out/tar && for l in $work/layers/*.tar.gz; do tar -xzf \$l -C $work/out/tar; done")
+  w_tar+=("$w"); c_tar+=("$c")
+  echo "run $i: wall/cpu s: locald ${w_locald[-1]}/${c_locald[-1]}" \
+    " umoci ${w_umoci[-1]}/${c_umoci[-1]}  tar ${w_tar[-1]}/${c_tar[-1]}"
 done
 clean
 median() { printf '%s\n' "$@" | sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-ml=$(median "${t_locald[@]}"); mu=$(median "${t_umoci[@]}"); mt=$(median "${t_tar[@]}")
-echo "median: locald ${ml}s  umoci ${mu}s  tar ${mt}s"
-awk -v l="$ml" -v u="$mu" -v t="$mt" 'BEGIN { printf "ratio: locald/umoci %.3f  locald/tar %.3f\n", l / u, l / t }'
+report() {
+  local kind=$1 l=$2 u=$3 t=$4
+  echo "median $kind: locald ${l}s  umoci ${u}s  tar ${t}s"
+  awk -v l="$l" -v u="$u" -v t="$t" -v k="$kind" \
+    'BEGIN { printf "ratio %s: locald/umoci %.3f  locald/tar %.3f\n", k, l / u, l / t }'
+}
+report wall "$(median "${w_locald[@]}")" "$(median "${w_umoci[@]}")" "$(median "${w_tar[@]}")"
+report cpu "$(median "${c_locald[@]}")" "$(median "${c_umoci[@]}")" "$(median "${c_tar[@]}")"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"

@@ -4,10 +4,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <set>
+
 #include "base/sys.h"
 #include "base/temp_dir.h"
 #include "layers/internal/fs_util.h"
 #include "oci/media_types.h"
+#include "oci/reference.h"
 
 namespace locald::layers {
 
@@ -209,6 +212,78 @@ base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore
         paths.push_back(snapshots.fs_path(chain));
     }
     return paths;
+}
+
+base::Result<RootfsPlan> build_rootfs(const std::vector<std::string>& snapshots,
+                                      const std::string& container_dir, bool overlay,
+                                      const OwnershipPlan& plan) {
+    RootfsPlan out;
+    if (overlay) {
+        out.kind = RootfsPlan::Kind::Overlay;
+        std::string upper = container_dir + "/upper";
+        std::string work = container_dir + "/work";
+        // Created by the container root so the mount inside the namespace
+        // can use them.
+        TRY(run_as_container_root(plan, [&]() -> Result<void> {
+            for (const auto& dir : {upper, work}) {
+                if (mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) {
+                    return base::errno_error("creating `{}`", dir);
+                }
+            }
+            return base::ok();
+        }));
+        out.overlay = TRY(describe_overlay(snapshots, upper, work, !plan.privileged));
+        return out;
+    }
+    out.kind = RootfsPlan::Kind::Flattened;
+    out.rootfs = container_dir + "/rootfs";
+    TRY(run_as_container_root(plan, [&]() -> Result<void> {
+        if (mkdir(out.rootfs.c_str(), 0755) != 0) {
+            return base::errno_error("creating `{}`", out.rootfs);
+        }
+        auto fd = TRY(base::open_file(out.rootfs, O_RDONLY | O_DIRECTORY));
+        TRY(flatten_snapshots(snapshots, fd.get()));
+        return base::ok();
+    }));
+    return out;
+}
+
+base::Result<std::vector<std::string>> prune_snapshots(const oci::ContentStore& store,
+                                                       SnapshotStore& snapshots,
+                                                       const OwnershipPlan& plan) {
+    std::set<std::string> keep;
+    for (const auto& record : TRY(store.list_refs())) {
+        auto ref = oci::Reference::parse(record.name);
+        if (!ref) {
+            continue;
+        }
+        auto image = oci::resolve_image(store, *ref);
+        if (!image) {
+            continue;  // incomplete or foreign-platform image: nothing to keep
+        }
+        std::vector<std::string> diff_ids;
+        for (const auto& d : image->config.diff_ids) {
+            diff_ids.push_back(d.str());
+        }
+        for (const auto& chain : chain_ids(diff_ids)) {
+            keep.insert(chain);
+        }
+    }
+    // Decided here, removed in the namespace (the child's results do not
+    // travel back, its errors do).
+    std::vector<std::string> removed;
+    for (const auto& chain : TRY(snapshots.list())) {
+        if (!keep.contains(chain)) {
+            removed.push_back(chain);
+        }
+    }
+    TRY(run_as_container_root(plan, [&]() -> Result<void> {
+        for (const auto& chain : removed) {
+            TRY(snapshots.remove(chain));
+        }
+        return base::ok();
+    }));
+    return removed;
 }
 
 }  // namespace locald::layers

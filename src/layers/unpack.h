@@ -27,6 +27,7 @@
 #include "base/error.h"
 #include "base/userns.h"
 #include "layers/layer_applier.h"
+#include "layers/rootfs.h"
 #include "layers/snapshot_store.h"
 #include "oci/image.h"
 #include "oci/store.h"
@@ -87,5 +88,29 @@ base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore
                                                          SnapshotStore& snapshots,
                                                          const OwnershipPlan& plan,
                                                          std::vector<std::string>* warnings);
+
+// A container's root filesystem, as the launcher needs it.
+struct RootfsPlan {
+    enum class Kind { Overlay, Flattened };
+    Kind kind = Kind::Overlay;
+    OverlayMount overlay;  // Kind::Overlay: mount this (inside the user namespace)
+    std::string rootfs;    // Kind::Flattened: this directory is the root
+};
+
+// RootfsBuilder: with `overlay` (the launcher's probe said overlayfs works
+// in its namespace), creates `<container_dir>/upper` and `/work` and
+// describes the mount of `snapshots` (bottom-most first); otherwise copies
+// the snapshots into `<container_dir>/rootfs` (reflink when possible) as
+// the plan's container root. `container_dir` must exist and be private.
+base::Result<RootfsPlan> build_rootfs(const std::vector<std::string>& snapshots,
+                                      const std::string& container_dir, bool overlay,
+                                      const OwnershipPlan& plan);
+
+// Removes every snapshot no image of `store` needs (the chain IDs of each
+// stored ref, resolved for this machine's platform), through the plan's
+// namespace. Returns the chain IDs removed. For `locald prune` / `rmi`.
+base::Result<std::vector<std::string>> prune_snapshots(const oci::ContentStore& store,
+                                                       SnapshotStore& snapshots,
+                                                       const OwnershipPlan& plan);
 
 }  // namespace locald::layers
