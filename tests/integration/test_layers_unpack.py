@@ -125,3 +125,23 @@ def test_rootless_single_id_records_owners_in_xattr(test_user, locald_bin):
             bytes([0x08, 0xE7, 0x07, 0x10, 0xE7, 0x07])
     finally:
         lu.remove_as_root(scratch)
+
+
+def test_unpack_pulls_when_missing(tmp_path, run_locald):
+    """Not in the store: `image unpack` pulls from the (real) registry first."""
+    import registry_util as ru
+    with ru.Registry(tmp_path / "registry") as registry:
+        image = ob.make_image(lu.rich_layers())
+        registry.push_image("test/layers", "1", image)
+        ref = f"{registry.host}/test/layers:1"
+        target = tmp_path / "rootfs"
+        result = run_locald("image", "unpack", ref, target, timeout=120)
+        assert result.returncode == 0, result.stderr
+    actual = lu.actual_tree(target)
+    if os.geteuid() == 0:
+        assert actual == lu.expected_tree(devices=True)
+    else:  # the owners are the caller's namespace ids: compare names only
+        assert set(actual) == set(lu.expected_tree(devices=False))
+    # Now cached: works offline too.
+    again = run_locald("image", "unpack", "--offline", ref, tmp_path / "rootfs2")
+    assert again.returncode == 0, again.stderr
