@@ -145,3 +145,15 @@ def test_unpack_pulls_when_missing(tmp_path, run_locald):
     # Now cached: works offline too.
     again = run_locald("image", "unpack", "--offline", ref, tmp_path / "rootfs2")
     assert again.returncode == 0, again.stderr
+
+
+def test_unicode_and_long_names_in_the_c_locale(run_locald, locald_home, tmp_path):
+    long_name = "long/" + "a" * 200 + "/" + "b" * 250
+    build_image(locald_home, [ob.Layer({"café/naïve.txt": "x", "日本": ob.Dir(), long_name: "y"})])
+    target = tmp_path / "rootfs"
+    result = run_locald("image", "unpack", "--offline", lu.REF, target,
+                        env={"LC_ALL": "C", "LANG": "C"})
+    assert result.returncode == 0, result.stderr
+    assert (target / "café" / "naïve.txt").read_text() == "x"
+    assert (target / "日本").is_dir()
+    assert (target / long_name).read_text() == "y"
