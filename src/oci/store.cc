@@ -143,7 +143,7 @@ base::Result<void> IngestWriter::commit(const Digest& expected, int64_t expected
         discard();
         return error;
     }
-    std::string target = m_store->blob_path(expected);
+    std::string target = m_store_root + "/" + expected.layout_path();
     std::string target_dir = target.substr(0, target.rfind('/'));
     if (auto made = base::mkdir_p(target_dir, 0700); !made) {
         discard();
@@ -394,7 +394,7 @@ base::Result<std::optional<IngestWriter>> ContentStore::begin_ingest(std::string
         fd.reset();
     }
     IngestWriter writer;
-    writer.m_store = this;
+    writer.m_store_root = m_root;
     writer.m_key = key;
     writer.m_dir = dir;
     writer.m_expected_size = expected_size;

@@ -79,7 +79,7 @@ public:
 private:
     friend class ContentStore;
     IngestWriter() = default;
-    const ContentStore* m_store = nullptr;
+    std::string m_store_root;  // <data>/store (a path, so the store object may move)
     std::string m_key;
     std::string m_dir;    // <data>/ingest/<sha256(key)>
     base::UniqueFd m_fd;  // data file, flock'd exclusively

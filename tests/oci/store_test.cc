@@ -3,10 +3,12 @@
 #include <archive.h>
 #include <archive_entry.h>
 #include <gtest/gtest.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <thread>
 
 #include "base/json.h"
@@ -208,6 +210,41 @@ TEST_F(StoreTest, ConcurrentWritersFromTwoProcesses) {
     EXPECT_EQ(committed + lost, 2);
     EXPECT_TRUE(store().verify_blob(digest).has_value());
     EXPECT_EQ(store().list_blobs()->size(), 1u);
+    EXPECT_EQ(store().list_ingests()->size(), 0u);
+}
+
+// A write that fails (here EFBIG from RLIMIT_FSIZE, standing in for ENOSPC)
+// removes the ingest and leaves the store as it was.
+TEST_F(StoreTest, FailedWriteRemovesTheIngest) {
+    std::string data(2 * 1024 * 1024, 'f');
+    Digest digest = Digest::sha256_of(data);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit limit {
+            1024 * 1024, 1024 * 1024
+        };
+        if (setrlimit(RLIMIT_FSIZE, &limit) != 0) {
+            _exit(10);
+        }
+        auto writer = store().begin_ingest("full", digest, data.size());
+        if (!writer || !writer->has_value()) {
+            _exit(11);
+        }
+        auto written = (*writer)->write(data);
+        if (written) {
+            _exit(12);
+        }
+        _exit(written.error().message().find("writing ingest `full`") != std::string::npos ? 0
+                                                                                           : 13);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_FALSE(store().has(digest));
+    EXPECT_EQ(store().ingest_offset("full"), 0);
     EXPECT_EQ(store().list_ingests()->size(), 0u);
 }
 
