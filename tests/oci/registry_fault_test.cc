@@ -543,5 +543,58 @@ TEST_F(RegistryFaultTest, ChunkedUploadWithContentRange) {
               5u);  // 4 PATCH + PUT
 }
 
+TEST_F(RegistryFaultTest, IdentityTokenUsesOAuth2RefreshGrant) {
+    std::unique_ptr<FakeServer> server;
+    server = std::make_unique<FakeServer>([&](const FakeRequest& request) {
+        if (request.path == "/oauth2/token") {
+            EXPECT_EQ(request.method, "POST");
+            EXPECT_NE(request.body.find("grant_type=refresh_token"), std::string::npos);
+            EXPECT_NE(request.body.find("refresh_token=my-identity"), std::string::npos);
+            EXPECT_NE(request.body.find("scope=repository%3Atest%2Fapp%3Apull"), std::string::npos);
+            // The identity token is a secret for the realm only, never a header.
+            EXPECT_EQ(request.header("authorization"), "");
+            FakeResponse response;
+            response.body = R"({"access_token":"oauth-token","expires_in":600})";
+            return response;
+        }
+        if (request.header("authorization") != "Bearer oauth-token") {
+            return testing::error_response(401, "UNAUTHORIZED")
+                .header("WWW-Authenticate",
+                        "Bearer realm=\"" + server->url() + "/oauth2/token\",service=\"fake\"");
+        }
+        return serve_blob(request, m_blob, true);
+    });
+    auto registry = client(*server, Credentials{"", "", "my-identity", "test"});
+    auto fetched = registry->fetch_blob(*m_store, blob_descriptor());
+    ASSERT_TRUE(fetched) << fetched.error().message();
+    EXPECT_EQ(server->requests_to("/oauth2/token").size(), 1u);
+}
+
+TEST_F(RegistryFaultTest, InsufficientScopeAddsTheScopeFirst) {
+    std::unique_ptr<FakeServer> server;
+    server = std::make_unique<FakeServer>([&](const FakeRequest& request) {
+        if (request.path == "/token") {
+            FakeResponse response;
+            bool both =
+                request.query.find(
+                    "scope=repository%3Aother%2Fsrc%3Apull&scope=repository%3Atest%2Fapp%3Apull") !=
+                std::string::npos;
+            response.body = both ? R"({"token":"wide"})" : R"({"token":"narrow"})";
+            return response;
+        }
+        if (request.header("authorization") != "Bearer wide") {
+            return testing::error_response(401, "UNAUTHORIZED")
+                .header("WWW-Authenticate",
+                        "Bearer realm=\"" + server->url() +
+                            "/token\",service=\"fake\",scope=\"repository:other/src:pull\","
+                            "error=\"insufficient_scope\"");
+        }
+        return serve_blob(request, m_blob, true);
+    });
+    auto registry = client(*server);
+    auto fetched = registry->fetch_blob(*m_store, blob_descriptor());
+    ASSERT_TRUE(fetched) << fetched.error().message();
+}
+
 }  // namespace
 }  // namespace locald::oci
