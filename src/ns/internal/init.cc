@@ -6,6 +6,7 @@
 // exits with the payload's status (128+N for a signal) as soon as the payload
 // exits — the kernel then kills whatever is left in the namespace.
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -40,6 +41,8 @@ int run_init(ChildContext& ctx) {
         ::_exit(127);  // exec_payload only returns with an error, reported above
     }
     ctx.payload_pid = payload;
+    // `ps` inside shows PID 1 for what it is.
+    ::prctl(PR_SET_NAME, "locald-init", 0, 0, 0);
     ctx.rootfs_fd.reset();
     auto dropped = drop_init_privileges(ctx);
     if (!dropped) {

@@ -24,6 +24,7 @@
 #include <set>
 #include <string>
 
+#include "base/sys.h"
 #include "ns/internal/context.h"
 
 namespace locald::ns::internal {
@@ -172,7 +173,9 @@ std::optional<std::vector<sock_filter>> read_cache(const std::string& path) {
 void write_cache(const std::string& dir, const std::string& path,
                  const std::vector<sock_filter>& bpf) {
     // Best effort: a cache that cannot be written only costs time.
-    ::mkdir(dir.c_str(), 0700);
+    if (!base::mkdir_p(dir, 0700)) {
+        return;
+    }
     std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
     base::UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!fd) {
