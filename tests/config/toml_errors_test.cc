@@ -236,3 +236,30 @@ INSTANTIATE_TEST_SUITE_P(
 
 }  // namespace
 }  // namespace locald::config
+
+namespace locald::config {
+namespace {
+
+// With several mistakes, the first one in the file is reported, whatever the
+// key order toml++ iterates in.
+INSTANTIATE_TEST_SUITE_P(
+    FirstInFile, TomlErrors,
+    ::testing::Values(
+        BadToml{"values_in_file_order",
+                "[service.web]\ncommand = \"x\"\nstop_timeout = \"10\"\nbackoff = 1\n", "3:16",
+                "invalid duration `10`"},
+        BadToml{"services_in_file_order",
+                "[service.zeta]\ncommand = 1\n[service.alpha]\ncommand = 2\n", "2:11",
+                "`service.zeta.command`"},
+        BadToml{"top_level_in_file_order", "[service.web]\ncommand = 1\n[env]\nA = []\n", "2:11",
+                "`service.web.command`"},
+        BadToml{"unknown_key_before_values", "[service.web]\ncommand = 1\nzz = 2\n", "3:1",
+                "unknown key `zz`"},
+        BadToml{"probe_clash_names_the_later",
+                "[service.web]\ncommand = \"x\"\n"
+                "health_check = { tcp = true, http = \"/\" }\n",
+                "3:30", "`tcp` and `http` clash"}),
+    [](const auto& info) { return std::string(info.param.name); });
+
+}  // namespace
+}  // namespace locald::config

@@ -104,11 +104,15 @@ public:
         }
         TomlProject project;
         const toml::key* services_key = nullptr;
-        for (auto&& [key, node] : root) {
+        for (const auto& [key_ptr, node_ptr] : in_file_order(root)) {
+            const toml::key& key = *key_ptr;
+            const toml::node& node = *node_ptr;
             TRY(check_key(key, kTopKeys, "at the top level"));
             if (key.str() == "project") {
                 const toml::table* table = TRY(expect_table(node, "[project]"));
-                for (auto&& [project_key, value] : *table) {
+                for (const auto& [project_key_ptr, value_ptr] : in_file_order(*table)) {
+                    const toml::key& project_key = *project_key_ptr;
+                    const toml::node& value = *value_ptr;
                     TRY(check_key(project_key, kProjectKeys, "in [project]"));
                     std::string name = TRY(expect_string(value, "project.name"));
                     if (name.empty() || name.find_first_of("/\n\t ") != std::string::npos ||
@@ -132,7 +136,9 @@ public:
                 }
                 services_key = &key;
                 const toml::table* table = TRY(expect_table(node, fmt::format("[{}]", key.str())));
-                for (auto&& [name, service_node] : *table) {
+                for (const auto& [name_ptr, service_node_ptr] : in_file_order(*table)) {
+                    const toml::key& name = *name_ptr;
+                    const toml::node& service_node = *service_node_ptr;
                     project.services.push_back(TRY(read_service(key.str(), name, service_node)));
                 }
             }
@@ -159,6 +165,21 @@ private:
     base::Error fail(const Where& where, fmt::format_string<Args...> format, Args&&... args) const {
         return base::invalid_argument("{}: {}", location(where).to_string(),
                                       fmt::format(format, std::forward<Args>(args)...));
+    }
+
+    // toml++ tables iterate in key order; errors and definitions follow the file.
+    static std::vector<std::pair<const toml::key*, const toml::node*>> in_file_order(
+        const toml::table& table) {
+        std::vector<std::pair<const toml::key*, const toml::node*>> members;
+        for (auto&& [key, value] : table) {
+            members.emplace_back(&key, &value);
+        }
+        std::stable_sort(members.begin(), members.end(), [](const auto& a, const auto& b) {
+            auto pa = a.first->source().begin;
+            auto pb = b.first->source().begin;
+            return std::tie(pa.line, pa.column) < std::tie(pb.line, pb.column);
+        });
+        return members;
     }
 
     base::Result<void> check_key(const toml::key& key, const std::vector<std::string_view>& allowed,
@@ -292,7 +313,9 @@ private:
                                                        std::string_view what,
                                                        EnvOrigin origin) const {
         std::vector<EnvEntry> entries;
-        for (auto&& [key, node] : table) {
+        for (const auto& [key_ptr, node_ptr] : in_file_order(table)) {
+            const toml::key& key = *key_ptr;
+            const toml::node& node = *node_ptr;
             if (!is_valid_env_key(key.str())) {
                 return fail(key,
                             "`{}`: invalid variable name `{}` (expected [A-Za-z_][A-Za-z0-9_.-]*)",
@@ -327,9 +350,12 @@ private:
             return fail(name, "invalid service name `{}` (expected [A-Za-z0-9_-]+)", name.str());
         }
         const toml::table* table = TRY(expect_table(node, prefix));
+        auto members = in_file_order(*table);
+        // Unknown keys first: a typo is the likeliest mistake and explains
+        // whatever else looks wrong.
         std::string where = fmt::format("in [{}]", prefix);
-        for (auto&& [key, value] : *table) {
-            TRY(check_key(key, kServiceKeys, where));
+        for (const auto& [key, value] : members) {
+            TRY(check_key(*key, kServiceKeys, where));
         }
 
         TomlService out;
@@ -339,26 +365,121 @@ private:
         // inline definition is located at its name.
         spec.location = table->source().begin.line > 0 ? location(*table) : location(name);
 
-        auto key_node = [&](std::string_view key) -> const toml::node* { return table->get(key); };
-        auto key_of = [&](std::string_view wanted) -> const toml::key& {
-            for (auto&& [key, value] : *table) {
-                if (key.str() == wanted) {
+        // Each value on its own, in file order, so the first bad one in the
+        // file is the one reported.
+        const toml::node* workdir_node = nullptr;
+        std::string workdir;
+        for (const auto& [key, value_ptr] : members) {
+            const toml::node& value = *value_ptr;
+            std::string_view k = key->str();
+            std::string path = fmt::format("{}.{}", prefix, k);
+            if (k == "command") {
+                spec.command = TRY(expect_command(value, path));
+            } else if (k == "entrypoint") {
+                spec.entrypoint = TRY(expect_command(value, path));
+            } else if (k == "image") {
+                spec.image = TRY(expect_nonempty_string(value, path));
+                if (spec.image.find_first_of(" \t\n") != std::string::npos) {
+                    return fail(value, "`{}`: an image reference has no whitespace, found `{}`",
+                                path, spec.image);
+                }
+            } else if (k == "build") {
+                spec.build = TRY(read_build(value, path));
+            } else if (k == "process") {
+                spec.process = TRY(expect_nonempty_string(value, path));
+            } else if (k == "workdir") {
+                workdir = TRY(expect_nonempty_string(value, path));
+                workdir_node = &value;
+            } else if (k == "env") {
+                const toml::table* env_table = TRY(expect_table(value, path));
+                out.env_table = TRY(read_env_table(*env_table, path, EnvOrigin::ServiceEnv));
+            } else if (k == "env_file") {
+                TRY(read_env_files(value, path, out));
+            } else if (k == "port") {
+                out.port_location = location(value);
+                if (const auto* flag = value.as_boolean()) {
+                    spec.port.mode = flag->get() ? PortSpec::Mode::Auto : PortSpec::Mode::None;
+                } else if (value.is_integer()) {
+                    spec.port.mode = PortSpec::Mode::Pinned;
+                    spec.port.number =
+                        static_cast<std::uint16_t>(TRY(expect_integer(value, path, 1, 65535)));
+                } else {
+                    return fail(value,
+                                "`{}`: expected a port number (1-65535), true (assign a free "
+                                "port) or false (no port), found {}",
+                                path, type_name(value));
+                }
+            } else if (k == "depends_on") {
+                spec.depends_on = TRY(read_depends_on(value, path));
+            } else if (k == "health_check") {
+                spec.health_check = TRY(read_health_check(value, path));
+            } else if (k == "restart") {
+                std::string policy = TRY(expect_string(value, path));
+                if (policy == "no") {
+                    spec.restart = RestartPolicy::No;
+                } else if (policy == "on-failure") {
+                    spec.restart = RestartPolicy::OnFailure;
+                } else if (policy == "always") {
+                    spec.restart = RestartPolicy::Always;
+                } else {
+                    return fail(value,
+                                "`{}`: expected \"no\", \"on-failure\" or \"always\", found `{}`",
+                                path, policy);
+                }
+            } else if (k == "backoff") {
+                spec.backoff = TRY(read_backoff(value, path));
+            } else if (k == "min_uptime") {
+                spec.min_uptime = TRY(expect_duration(value, path));
+            } else if (k == "max_restarts") {
+                spec.max_restarts = static_cast<int>(TRY(expect_integer(value, path, 0, 1000000)));
+            } else if (k == "stop_signal") {
+                std::string text = TRY(expect_string(value, path));
+                auto signal = parse_signal(text);
+                if (!signal) {
+                    return fail(value, "`{}`: {}", path, signal.error().message());
+                }
+                spec.stop_signal = signal.release_value();
+            } else if (k == "stop_timeout") {
+                spec.stop_timeout = TRY(expect_duration(value, path));
+            } else if (k == "replicas") {
+                spec.replicas = static_cast<int>(TRY(expect_integer(value, path, 1, 1000)));
+            } else if (k == "user") {
+                spec.container.user = TRY(expect_nonempty_string(value, path));
+            } else if (k == "volumes") {
+                spec.container.volumes = TRY(read_volumes(value, path));
+            } else if (k == "network") {
+                std::string mode = TRY(expect_string(value, path));
+                if (mode == "host") {
+                    spec.container.network = NetworkMode::Host;
+                } else if (mode == "none") {
+                    spec.container.network = NetworkMode::None;
+                } else {
+                    return fail(value, "`{}`: expected \"host\" or \"none\", found `{}`", path,
+                                mode);
+                }
+            } else if (k == "resources") {
+                spec.container.resources = TRY(read_resources(value, path));
+            } else if (k == "read_only") {
+                spec.container.read_only = TRY(expect_bool(value, path));
+            }
+        }
+
+        // Then the combinations: what kind of service this is, and which keys clash.
+        auto key_of = [&](std::string_view wanted) -> const toml::key* {
+            for (const auto& [key, value] : members) {
+                if (key->str() == wanted) {
                     return key;
                 }
             }
-            return name;  // not reached: callers ask only for keys that are present
+            return nullptr;
         };
-        auto path = [&](std::string_view key) { return fmt::format("{}.{}", prefix, key); };
-
-        // --- what kind of service this is, and which keys clash.
-        const toml::node* command = key_node("command");
-        const toml::node* image = key_node("image");
-        const toml::node* build = key_node("build");
+        const toml::key* command = key_of("command");
+        const toml::key* image = key_of("image");
+        const toml::key* build = key_of("build");
+        const toml::key* process = key_of("process");
+        const toml::key* entrypoint = key_of("entrypoint");
         if (image != nullptr && build != nullptr) {
-            const toml::key& later = location(key_of("image")).line > location(key_of("build")).line
-                                         ? key_of("image")
-                                         : key_of("build");
-            return fail(later,
+            return fail(*later(image, build),
                         "`image` and `build` clash in [{}]: a service has exactly one of "
                         "`command` (host), `image` or `build`",
                         prefix);
@@ -372,234 +493,143 @@ private:
         spec.kind = image != nullptr   ? ServiceKind::Image
                     : build != nullptr ? ServiceKind::Build
                                        : ServiceKind::Host;
-        if (key_node("entrypoint") != nullptr && spec.kind != ServiceKind::Image) {
-            return fail(key_of("entrypoint"),
+        if (entrypoint != nullptr && spec.kind != ServiceKind::Image) {
+            return fail(*entrypoint,
                         "`entrypoint` needs `image` in [{}]: it replaces the image's Entrypoint",
                         prefix);
         }
-        if (key_node("process") != nullptr && spec.kind != ServiceKind::Build) {
-            return fail(key_of("process"),
-                        "`process` needs `build` in [{}]: it picks a CNB process type", prefix);
+        if (process != nullptr && spec.kind != ServiceKind::Build) {
+            return fail(*process, "`process` needs `build` in [{}]: it picks a CNB process type",
+                        prefix);
         }
-        if (key_node("process") != nullptr && command != nullptr) {
-            return fail(key_of("process"),
+        if (process != nullptr && command != nullptr) {
+            return fail(*later(process, command),
                         "`command` and `process` clash in [{}]: both pick what runs; keep one",
                         prefix);
         }
-
-        if (command != nullptr) {
-            spec.command = TRY(expect_command(*command, path("command")));
-        }
-        if (image != nullptr) {
-            spec.image = TRY(expect_nonempty_string(*image, path("image")));
-            if (spec.image.find_first_of(" \t\n") != std::string::npos) {
-                return fail(*image, "`{}`: an image reference has no whitespace, found `{}`",
-                            path("image"), spec.image);
-            }
-        }
-        if (const toml::node* entrypoint = key_node("entrypoint")) {
-            spec.entrypoint = TRY(expect_command(*entrypoint, path("entrypoint")));
-        }
-        if (build != nullptr) {
-            spec.build = TRY(read_build(*build, path("build")));
-        }
-        if (const toml::node* process = key_node("process")) {
-            spec.process = TRY(expect_nonempty_string(*process, path("process")));
-        }
         bool on_host = spec.runs_on_host();
         if (on_host) {
-            for (auto key : kContainerKeys) {
-                if (key_node(key) != nullptr) {
-                    return fail(key_of(key),
+            for (const auto& [key, value] : members) {
+                if (std::find(kContainerKeys.begin(), kContainerKeys.end(), key->str()) !=
+                    kContainerKeys.end()) {
+                    return fail(*key,
                                 "`{}` in [{}] needs a container: it applies to `image` services "
                                 "and to `build` with mode = \"container\", not to a process on "
                                 "the host",
-                                key, prefix);
+                                key->str(), prefix);
                 }
             }
         }
 
-        // --- where it runs.
+        // Where it runs: a host directory, or a path inside the container.
         spec.workdir = on_host ? m_project_dir : "";
-        if (const toml::node* workdir = key_node("workdir")) {
-            std::string value = TRY(expect_nonempty_string(*workdir, path("workdir")));
+        if (workdir_node != nullptr) {
             if (on_host) {
-                spec.workdir = resolve_path(m_project_dir, value);
-            } else if (value[0] != '/') {
-                return fail(*workdir,
-                            "`{}`: a container's workdir must be an absolute path inside the "
-                            "container, found `{}`",
-                            path("workdir"), value);
+                spec.workdir = resolve_path(m_project_dir, workdir);
+            } else if (workdir[0] != '/') {
+                return fail(*workdir_node,
+                            "`{}.workdir`: a container's workdir must be an absolute path inside "
+                            "the container, found `{}`",
+                            prefix, workdir);
             } else {
-                spec.workdir = resolve_path("/", value);
+                spec.workdir = resolve_path("/", workdir);
             }
         }
 
-        // --- environment.
-        if (const toml::node* env = key_node("env")) {
-            const toml::table* env_table = TRY(expect_table(*env, path("env")));
-            out.env_table = TRY(read_env_table(*env_table, path("env"), EnvOrigin::ServiceEnv));
-        }
-        if (const toml::node* env_file = key_node("env_file")) {
-            if (env_file->is_string()) {
-                std::string file = TRY(expect_nonempty_string(*env_file, path("env_file")));
-                spec.env_files.push_back(resolve_path(m_project_dir, file));
-                out.env_file_locations.push_back(location(*env_file));
-            } else if (const toml::array* files = env_file->as_array()) {
-                for (size_t i = 0; i < files->size(); ++i) {
-                    std::string file = TRY(expect_nonempty_string(
-                        (*files)[i], fmt::format("{}[{}]", path("env_file"), i)));
-                    spec.env_files.push_back(resolve_path(m_project_dir, file));
-                    out.env_file_locations.push_back(location((*files)[i]));
-                }
-            } else {
-                return fail(*env_file, "`{}`: expected a string or an array of strings, found {}",
-                            path("env_file"), type_name(*env_file));
-            }
-        }
-
-        // --- port.
-        if (const toml::node* port = key_node("port")) {
-            out.port_location = location(*port);
-            if (const auto* flag = port->as_boolean()) {
-                spec.port.mode = flag->get() ? PortSpec::Mode::Auto : PortSpec::Mode::None;
-            } else if (port->is_integer()) {
-                spec.port.mode = PortSpec::Mode::Pinned;
-                spec.port.number =
-                    static_cast<std::uint16_t>(TRY(expect_integer(*port, path("port"), 1, 65535)));
-            } else {
-                return fail(*port,
-                            "`{}`: expected a port number (1-65535), true (assign a free port) or "
-                            "false (no port), found {}",
-                            path("port"), type_name(*port));
-            }
-        }
-
-        // --- dependencies.
-        if (const toml::node* depends_on = key_node("depends_on")) {
-            spec.depends_on = TRY(read_depends_on(*depends_on, path("depends_on")));
-        }
-
-        if (const toml::node* health = key_node("health_check")) {
-            spec.health_check = TRY(read_health_check(*health, path("health_check")));
+        if (spec.health_check) {
             auto kind = spec.health_check->kind;
             if ((kind == HealthCheck::Kind::Http || kind == HealthCheck::Kind::Tcp) &&
                 spec.port.mode == PortSpec::Mode::None) {
-                return fail(*health,
-                            "`{}`: a `{}` health check probes the service's port, but "
-                            "`port = false`",
-                            path("health_check"), to_string(kind));
+                return fail(*table->get("health_check"),
+                            "`{}.health_check`: a `{}` health check probes the service's port, "
+                            "but `port = false`",
+                            prefix, to_string(kind));
             }
         }
-
-        // --- lifecycle.
-        if (const toml::node* restart = key_node("restart")) {
-            std::string value = TRY(expect_string(*restart, path("restart")));
-            if (value == "no") {
-                spec.restart = RestartPolicy::No;
-            } else if (value == "on-failure") {
-                spec.restart = RestartPolicy::OnFailure;
-            } else if (value == "always") {
-                spec.restart = RestartPolicy::Always;
-            } else {
-                return fail(*restart,
-                            "`{}`: expected \"no\", \"on-failure\" or \"always\", found `{}`",
-                            path("restart"), value);
-            }
-        }
-        if (const toml::node* backoff = key_node("backoff")) {
-            const toml::table* backoff_table = TRY(expect_table(*backoff, path("backoff")));
-            std::string backoff_where = fmt::format("in `{}`", path("backoff"));
-            for (auto&& [key, value] : *backoff_table) {
-                TRY(check_key(key, kBackoffKeys, backoff_where));
-                Duration duration =
-                    TRY(expect_duration(value, fmt::format("{}.{}", path("backoff"), key.str())));
-                (key.str() == "initial" ? spec.backoff.initial : spec.backoff.max) = duration;
-            }
-            if (spec.backoff.initial.count() == 0) {
-                return fail(*backoff, "`{}`: `initial` must be more than 0", path("backoff"));
-            }
-            if (spec.backoff.initial > spec.backoff.max) {
-                return fail(*backoff, "`{}`: `initial` ({}) is larger than `max` ({})",
-                            path("backoff"), format_duration(spec.backoff.initial),
-                            format_duration(spec.backoff.max));
-            }
-        }
-        if (const toml::node* min_uptime = key_node("min_uptime")) {
-            spec.min_uptime = TRY(expect_duration(*min_uptime, path("min_uptime")));
-        }
-        if (const toml::node* max_restarts = key_node("max_restarts")) {
-            spec.max_restarts = static_cast<int>(
-                TRY(expect_integer(*max_restarts, path("max_restarts"), 0, 1000000)));
-        }
-        if (const toml::node* stop_signal = key_node("stop_signal")) {
-            std::string value = TRY(expect_string(*stop_signal, path("stop_signal")));
-            auto signal = parse_signal(value);
-            if (!signal) {
-                return fail(*stop_signal, "`{}`: {}", path("stop_signal"),
-                            signal.error().message());
-            }
-            spec.stop_signal = signal.release_value();
-        }
-        if (const toml::node* stop_timeout = key_node("stop_timeout")) {
-            spec.stop_timeout = TRY(expect_duration(*stop_timeout, path("stop_timeout")));
-        }
-        if (const toml::node* replicas = key_node("replicas")) {
-            spec.replicas =
-                static_cast<int>(TRY(expect_integer(*replicas, path("replicas"), 1, 1000)));
-            if (spec.replicas > 1 && spec.port.mode == PortSpec::Mode::Pinned) {
-                return fail(*replicas,
-                            "`replicas` and a pinned `port` clash in [{}]: {} replicas cannot all "
-                            "listen on port {}",
-                            prefix, spec.replicas, spec.port.number);
-            }
-        }
-
-        // --- container keys.
-        if (const toml::node* user = key_node("user")) {
-            spec.container.user = TRY(expect_nonempty_string(*user, path("user")));
-        }
-        if (const toml::node* volumes = key_node("volumes")) {
-            const toml::array* array = volumes->as_array();
-            if (array == nullptr) {
-                return fail(*volumes, "`{}`: expected an array of strings, found {}",
-                            path("volumes"), type_name(*volumes));
-            }
-            for (size_t i = 0; i < array->size(); ++i) {
-                std::string item_path = fmt::format("{}[{}]", path("volumes"), i);
-                std::string text = TRY(expect_string((*array)[i], item_path));
-                auto volume = parse_volume(text);
-                if (!volume) {
-                    return fail((*array)[i], "`{}`: {}", item_path, volume.error().message());
-                }
-                spec.container.volumes.push_back(volume.release_value());
-            }
-        }
-        if (const toml::node* network = key_node("network")) {
-            std::string value = TRY(expect_string(*network, path("network")));
-            if (value == "host") {
-                spec.container.network = NetworkMode::Host;
-            } else if (value == "none") {
-                spec.container.network = NetworkMode::None;
-            } else {
-                return fail(*network, "`{}`: expected \"host\" or \"none\", found `{}`",
-                            path("network"), value);
-            }
-        }
-        if (const toml::node* resources = key_node("resources")) {
-            spec.container.resources = TRY(read_resources(*resources, path("resources")));
-        }
-        if (const toml::node* read_only = key_node("read_only")) {
-            spec.container.read_only = TRY(expect_bool(*read_only, path("read_only")));
+        if (spec.replicas > 1 && spec.port.mode == PortSpec::Mode::Pinned) {
+            return fail(*table->get("replicas"),
+                        "`replicas` and a pinned `port` clash in [{}]: {} replicas cannot all "
+                        "listen on port {}",
+                        prefix, spec.replicas, spec.port.number);
         }
         return out;
+    }
+
+    // The one of two keys written later in the file (where a clash is noticed).
+    const toml::key* later(const toml::key* a, const toml::key* b) const {
+        auto pa = a->source().begin;
+        auto pb = b->source().begin;
+        return std::tie(pa.line, pa.column) > std::tie(pb.line, pb.column) ? a : b;
+    }
+
+    base::Result<void> read_env_files(const toml::node& node, const std::string& path,
+                                      TomlService& out) const {
+        if (node.is_string()) {
+            std::string file = TRY(expect_nonempty_string(node, path));
+            out.spec.env_files.push_back(resolve_path(m_project_dir, file));
+            out.env_file_locations.push_back(location(node));
+            return base::ok();
+        }
+        if (const toml::array* files = node.as_array()) {
+            for (size_t i = 0; i < files->size(); ++i) {
+                std::string file =
+                    TRY(expect_nonempty_string((*files)[i], fmt::format("{}[{}]", path, i)));
+                out.spec.env_files.push_back(resolve_path(m_project_dir, file));
+                out.env_file_locations.push_back(location((*files)[i]));
+            }
+            return base::ok();
+        }
+        return fail(node, "`{}`: expected a string or an array of strings, found {}", path,
+                    type_name(node));
+    }
+
+    base::Result<Backoff> read_backoff(const toml::node& node, const std::string& path) const {
+        const toml::table* table = TRY(expect_table(node, path));
+        Backoff backoff;
+        std::string where = fmt::format("in `{}`", path);
+        for (const auto& [key, value] : in_file_order(*table)) {
+            TRY(check_key(*key, kBackoffKeys, where));
+            Duration duration =
+                TRY(expect_duration(*value, fmt::format("{}.{}", path, key->str())));
+            (key->str() == "initial" ? backoff.initial : backoff.max) = duration;
+        }
+        if (backoff.initial.count() == 0) {
+            return fail(node, "`{}`: `initial` must be more than 0", path);
+        }
+        if (backoff.initial > backoff.max) {
+            return fail(node, "`{}`: `initial` ({}) is larger than `max` ({})", path,
+                        format_duration(backoff.initial), format_duration(backoff.max));
+        }
+        return backoff;
+    }
+
+    base::Result<std::vector<VolumeSpec>> read_volumes(const toml::node& node,
+                                                       const std::string& path) const {
+        const toml::array* array = node.as_array();
+        if (array == nullptr) {
+            return fail(node, "`{}`: expected an array of strings, found {}", path,
+                        type_name(node));
+        }
+        std::vector<VolumeSpec> volumes;
+        for (size_t i = 0; i < array->size(); ++i) {
+            std::string item_path = fmt::format("{}[{}]", path, i);
+            std::string text = TRY(expect_string((*array)[i], item_path));
+            auto volume = parse_volume(text);
+            if (!volume) {
+                return fail((*array)[i], "`{}`: {}", item_path, volume.error().message());
+            }
+            volumes.push_back(volume.release_value());
+        }
+        return volumes;
     }
 
     base::Result<BuildSpec> read_build(const toml::node& node, const std::string& what) const {
         const toml::table* table = TRY(expect_table(node, what));
         BuildSpec build;
         std::string where = fmt::format("in `{}`", what);
-        for (auto&& [key, value] : *table) {
+        for (const auto& [key_ptr, value_ptr] : in_file_order(*table)) {
+            const toml::key& key = *key_ptr;
+            const toml::node& value = *value_ptr;
             TRY(check_key(key, kBuildKeys, where));
             std::string path = fmt::format("{}.{}", what, key.str());
             if (key.str() == "builder") {
@@ -657,7 +687,9 @@ private:
                         "\"condition\", found {}",
                         what, type_name(node));
         }
-        for (auto&& [key, value] : *table) {
+        for (const auto& [key_ptr, value_ptr] : in_file_order(*table)) {
+            const toml::key& key = *key_ptr;
+            const toml::node& value = *value_ptr;
             std::string path = fmt::format("{}.{}", what, key.str());
             std::string condition = TRY(expect_string(value, path));
             Dependency dependency{std::string(key.str()), DependencyCondition::Started,
@@ -692,7 +724,9 @@ private:
         check.location = location(node);
         std::string where = fmt::format("in `{}`", what);
         const toml::key* probe = nullptr;
-        for (auto&& [key, value] : *table) {
+        for (const auto& [key_ptr, value_ptr] : in_file_order(*table)) {
+            const toml::key& key = *key_ptr;
+            const toml::node& value = *value_ptr;
             TRY(check_key(key, kHealthKeys, where));
             std::string path = fmt::format("{}.{}", what, key.str());
             std::string_view name = key.str();
@@ -779,7 +813,9 @@ private:
         const toml::table* table = TRY(expect_table(node, what));
         Resources resources;
         std::string where = fmt::format("in `{}`", what);
-        for (auto&& [key, value] : *table) {
+        for (const auto& [key_ptr, value_ptr] : in_file_order(*table)) {
+            const toml::key& key = *key_ptr;
+            const toml::node& value = *value_ptr;
             TRY(check_key(key, kResourceKeys, where));
             std::string path = fmt::format("{}.{}", what, key.str());
             if (key.str() == "memory") {
