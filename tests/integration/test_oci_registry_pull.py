@@ -290,3 +290,22 @@ def test_mirror_from_config(tmp_path, run_locald, locald_home):
         assert result.returncode == 0, result.stderr
         assert_image_in_store(locald_home, image)
         assert ru.store_refs(locald_home)["primary.invalid/library/thing:1"]["digest"] == image.digest
+
+
+def test_two_processes_pull_the_same_image(registry, locald_bin, locald_home):
+    import subprocess
+    layers = [ob.Layer(raw_tar=os.urandom(6 * 1024 * 1024), compression="gzip") for _ in range(3)]
+    image = ob.make_image(layers, platform=("linux", HOST_ARCH, ""))
+    registry.push_image("test/race", "1", image)
+    env = dict(os.environ, LOCALD_HOME=str(locald_home))
+    ref = f"{registry.host}/test/race:1"
+    procs = [subprocess.Popen([str(locald_bin), "pull", "-q", ref], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.strip() == ref
+    assert_image_in_store(locald_home, image)
+    ingest = locald_home / "data" / "ingest"
+    assert not ingest.exists() or not any(ingest.iterdir())
