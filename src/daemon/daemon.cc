@@ -74,6 +74,19 @@ bool bool_param(const Json& params, std::string_view key, bool fallback = false)
     return fallback;
 }
 
+// `up`/`start`/`restart` are done with a service once it is ready, failed,
+// exited — or `running` (no probe) and still up a second after it started, so a
+// command that dies at once is reported as the crash loop it is, not as "up".
+bool settled_for_up(const ServiceView& view) {
+    if (!is_settled(view)) {
+        return false;
+    }
+    if (view.state == host::ServiceState::Running && view.started_at) {
+        return std::chrono::system_clock::now() - *view.started_at >= std::chrono::seconds(1);
+    }
+    return true;
+}
+
 int64_t unix_ms(host::WallTime time) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
 }
@@ -144,6 +157,7 @@ private:
                   std::function<void(const ServiceView&)> on_change, std::function<void()> done) {
         struct Waiter {
             uint64_t listener = 0;
+            base::EventLoop::WatchId timer = 0;
             bool finished = false;
         };
         auto waiter = std::make_shared<Waiter>();
@@ -159,6 +173,7 @@ private:
             }
             waiter->finished = true;
             m_manager.remove_listener(waiter->listener);
+            m_loop.cancel_timer(waiter->timer);
             // Not from inside the listener loop.
             m_loop.post(done);
         };
@@ -173,9 +188,12 @@ private:
                 }
                 check();
             });
+        // Time-based predicates (a run that must stay up a moment) need a tick.
+        waiter->timer = m_loop.add_repeating_timer(std::chrono::milliseconds(100), check);
         call->on_close([this, waiter] {
             waiter->finished = true;
             m_manager.remove_listener(waiter->listener);
+            m_loop.cancel_timer(waiter->timer);
         });
         check();
     }
@@ -232,7 +250,7 @@ private:
         call->event(Json::object({{"project", keys.empty() ? "" : keys.front().project}}));
         send_progress(call, keys);
         wait_for(
-            call, keys, is_settled,
+            call, keys, settled_for_up,
             [call](const ServiceView& view) {
                 call->event(Json::object({{"service", to_json(view, true)}}));
             },
@@ -300,7 +318,7 @@ private:
             } else {
                 m_manager.restart(list);
             }
-            predicate = is_settled;
+            predicate = settled_for_up;
         }
         send_progress(call, list);
         wait_for(

@@ -1200,47 +1200,54 @@ void ServiceManager::pump() {
             }
         }
     }
-    // Stops whose dependents are down.
-    auto queue = m_stop_queue;
-    for (const auto& key : queue) {
-        Project* project = find_project(key.project);
-        Service* service = find_service(key);
-        if (project == nullptr || service == nullptr) {
+    // Stops whose dependents are down. Repeated while it makes progress: a
+    // dependent that was already down unblocks its dependency in the same pump
+    // (no status change would come to trigger another one).
+    for (bool progress = true; progress;) {
+        progress = false;
+        auto queue = m_stop_queue;
+        for (const auto& key : queue) {
+            Project* project = find_project(key.project);
+            Service* service = find_service(key);
+            if (project == nullptr || service == nullptr) {
+                std::erase(m_stop_queue, key);
+                continue;
+            }
+            bool blocked = false;
+            for (const auto& other : project->services) {
+                if (other.get() == service || !other->supervisor) {
+                    continue;
+                }
+                bool depends =
+                    std::any_of(other->spec.depends_on.begin(), other->spec.depends_on.end(),
+                                [&](const auto& d) { return d.service == key.service; });
+                if (!depends) {
+                    continue;
+                }
+                ServiceKey other_key{project->name, other->spec.name};
+                bool being_stopped = std::find(m_stop_queue.begin(), m_stop_queue.end(),
+                                               other_key) != m_stop_queue.end() ||
+                                     other->supervisor->status().state == ServiceState::Stopping;
+                if (being_stopped && !is_down(other->supervisor->status().state)) {
+                    blocked = true;
+                    break;
+                }
+                if (std::find(m_stop_queue.begin(), m_stop_queue.end(), other_key) !=
+                    m_stop_queue.end()) {
+                    blocked = true;  // it has not even been asked yet
+                    break;
+                }
+            }
+            if (blocked) {
+                continue;
+            }
             std::erase(m_stop_queue, key);
-            continue;
-        }
-        bool blocked = false;
-        for (const auto& other : project->services) {
-            if (other.get() == service || !other->supervisor) {
-                continue;
+            progress = true;
+            if (service->supervisor) {
+                service->supervisor->stop();
             }
-            bool depends = std::any_of(other->spec.depends_on.begin(), other->spec.depends_on.end(),
-                                       [&](const auto& d) { return d.service == key.service; });
-            if (!depends) {
-                continue;
-            }
-            ServiceKey other_key{project->name, other->spec.name};
-            bool being_stopped = std::find(m_stop_queue.begin(), m_stop_queue.end(), other_key) !=
-                                     m_stop_queue.end() ||
-                                 other->supervisor->status().state == ServiceState::Stopping;
-            if (being_stopped && !is_down(other->supervisor->status().state)) {
-                blocked = true;
-                break;
-            }
-            if (std::find(m_stop_queue.begin(), m_stop_queue.end(), other_key) !=
-                m_stop_queue.end()) {
-                blocked = true;  // it has not even been asked yet
-                break;
-            }
+            notify(*project, *service);
         }
-        if (blocked) {
-            continue;
-        }
-        std::erase(m_stop_queue, key);
-        if (service->supervisor) {
-            service->supervisor->stop();
-        }
-        notify(*project, *service);
     }
     // Drop removed services once they are down (never from inside their own
     // observer: this runs from a posted task or a request).
