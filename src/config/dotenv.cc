@@ -46,6 +46,8 @@ std::string normalise(std::string_view text) {
     return out;
 }
 
+constexpr int kMaxDefaultNesting = 16;
+
 class Parser {
 public:
     Parser(std::string text, const std::string& file, const Environment& environment,
@@ -214,7 +216,8 @@ private:
 
     // Expands `$VAR`, `${VAR}`, `${VAR:-default}` (and, with `escapes`, the
     // double-quote escapes) in `raw`. `line` is where the value starts.
-    base::Result<std::string> expand(std::string_view raw, bool escapes, int line) const {
+    base::Result<std::string> expand(std::string_view raw, bool escapes, int line,
+                                     int nesting = 0) const {
         std::string out;
         size_t i = 0;
         while (i < raw.size()) {
@@ -300,7 +303,12 @@ private:
                 }
                 std::string value = lookup(name);
                 if (!tail.empty() && value.empty()) {
-                    value = TRY(expand(tail.substr(2), escapes, line));
+                    // Bounded: a pathological file must not exhaust the stack.
+                    if (nesting >= kMaxDefaultNesting) {
+                        return error(line, fmt::format("`${{…:-…}}` defaults nest deeper than {}",
+                                                       kMaxDefaultNesting));
+                    }
+                    value = TRY(expand(tail.substr(2), escapes, line, nesting + 1));
                 }
                 out += value;
                 i = j + 1;

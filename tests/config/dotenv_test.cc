@@ -154,6 +154,16 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unterminated_brace", "A=${B\n", "/p/.env:1: ", "unterminated"},
         BadCase{"unsupported_brace_form", "A=${B?err}\n", "/p/.env:1: ", "invalid `${B?err}`"},
         BadCase{"empty_brace", "A=${}\n", "/p/.env:1: ", "invalid `${}`"},
+        BadCase{"default_nesting_bounded",
+                "A=" +
+                    [] {
+                        std::string text;
+                        for (int i = 0; i < 40; ++i) {
+                            text += "${X:-";
+                        }
+                        return text + "deep" + std::string(40, '}') + "\n";
+                    }(),
+                "/p/.env:1: ", "nest deeper than 16"},
         BadCase{"nul_byte", std::string("A=1\0", 4), "/p/.env: ", "NUL"}),
     [](const auto& info) { return std::string(info.param.name); });
 
