@@ -218,6 +218,67 @@ TEST(EventLoopTest, ChildExitsViaPidfd) {
     EXPECT_FALSE(loop.watch_child(none, [](ExitStatus) {}));
 }
 
+TEST(EventLoopTest, PostFromACallbackRunsInALaterRound) {
+    EventLoop loop = make_loop();
+    std::vector<std::string> log;
+    loop.post([&] {
+        log.push_back("outer");
+        loop.post([&] {
+            log.push_back("inner");
+            loop.stop();
+        });
+        log.push_back("outer done");
+    });
+    ASSERT_TRUE(loop.run());
+    EXPECT_EQ(log, (std::vector<std::string>{"outer", "outer done", "inner"}));
+}
+
+TEST(EventLoopTest, StopBeforeRunReturnsAtOnce) {
+    EventLoop loop = make_loop();
+    loop.stop();
+    ASSERT_TRUE(loop.run());
+}
+
+TEST(EventLoopTest, PidfdWatchFiresOnceWithoutReaping) {
+    EventLoop loop = make_loop();
+    Child child = Child::spawn([] { return 9; }).release_value();
+    int fired = 0;
+    ASSERT_TRUE(loop.watch_pidfd(child.pidfd(), [&] {
+        ++fired;
+        loop.stop();
+    }));
+    ASSERT_TRUE(loop.run());
+    EXPECT_EQ(fired, 1);
+    EXPECT_EQ(loop.watch_count(), 0u);  // the watch removed itself
+    ASSERT_TRUE(loop.run_once(0));
+    EXPECT_EQ(fired, 1);
+    EXPECT_TRUE(child.valid());  // still ours to reap
+    EXPECT_EQ(child.wait().value(), ExitStatus::exited(9));
+}
+
+TEST(EventLoopTest, FdCallbackCancelsAPendingTimer) {
+    EventLoop loop = make_loop();
+    Pipe pipe = make_pipe().release_value();
+    bool timer_fired = false;
+    EventLoop::WatchId timer = loop.add_timer(0ms, [&] { timer_fired = true; });
+    EventLoop::WatchId fd_watch = 0;
+    fd_watch = loop.add_fd(pipe.read.get(), EPOLLIN,
+                           [&](uint32_t) {
+                               loop.cancel_timer(timer);
+                               loop.remove_fd(fd_watch);
+                           })
+                   .value();
+    ASSERT_TRUE(write_all(pipe.write.get(), "x"));
+    // Both may be ready in the same round; whichever order, the timer must
+    // either have fired before the cancel or never.
+    ASSERT_TRUE(loop.run_once(1000));
+    bool fired_first = timer_fired;
+    ASSERT_TRUE(loop.run_once(0));
+    ASSERT_TRUE(loop.run_once(0));
+    EXPECT_EQ(timer_fired, fired_first);
+    EXPECT_EQ(loop.watch_count(), 0u);
+}
+
 TEST(EventLoopTest, NowAdvancesPerRound) {
     EventLoop loop = make_loop();
     auto before = loop.now();
