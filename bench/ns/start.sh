@@ -54,4 +54,6 @@ med = {k: v["median"] * 1000 for k, v in r.items()}
 print("medians (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
 print(f"locald/bwrap = {med['locald'] / med['bwrap']:.2f}x (target <= 1.5)")
 print(f"locald/runc  = {med['locald'] / med['runc']:.2f}x (target <= 0.3)")
+cpu = {k: (v["user"] + v["system"]) * 1000 for k, v in r.items()}
+print("mean CPU user+sys (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
 PY

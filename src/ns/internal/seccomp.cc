@@ -197,7 +197,12 @@ base::Result<std::vector<sock_filter>> default_seccomp_bpf(const std::string& ca
     const struct scmp_version* version = seccomp_version();
     description += fmt::format(";libseccomp={}.{}.{};arch={};", version->major, version->minor,
                                version->micro, seccomp_arch_native());
-    auto rules = profile_rules(&description);
+    // The key covers everything the rules derive from (the deny list, the
+    // libseccomp version that names the syscalls, the architecture), so a
+    // cache hit needs no enumeration of the syscall table.
+    for (const auto& name : denied()) {
+        description += name + ",";
+    }
     std::string path;
     if (!cache_dir.empty()) {
         path = fmt::format("{}/{:016x}.bpf", cache_dir, fnv1a(description));
@@ -205,7 +210,8 @@ base::Result<std::vector<sock_filter>> default_seccomp_bpf(const std::string& ca
             return std::move(*cached);
         }
     }
-    auto bpf = TRY(compile(rules));
+    std::string listing;
+    auto bpf = TRY(compile(profile_rules(&listing)));
     if (!path.empty()) {
         write_cache(cache_dir, path, bpf);
     }
