@@ -157,7 +157,9 @@ int main(int argc, char** argv) {
                     ::isatty(0), ::isatty(1), ::isatty(2), ws.ws_row, ws.ws_col,
                     term ? term : "(unset)", ::getsid(0) == ::getpid(), ::getpgrp() == ::getpid(),
                     ::tcgetpgrp(0) == ::getpgrp());
-        std::printf("cwd=%s\n", ::getcwd(nullptr, 0));
+        char* cwd = ::getcwd(nullptr, 0);
+        std::printf("cwd=%s\n", cwd);
+        std::free(cwd);
         int open_fds = 0;
         for (int fd = 3; fd < 1024; ++fd) {
             if (::fcntl(fd, F_GETFD) >= 0) {

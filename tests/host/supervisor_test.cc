@@ -401,6 +401,18 @@ TEST_F(SupervisorTest, ManualRestartGivesANewProcess) {
     EXPECT_EQ(s->status().restarts, 0);
 }
 
+TEST_F(SupervisorTest, ReconfigureAppliesAtTheNextRun) {
+    auto s = make(options({"/bin/sh", "-c", "echo first-plan; exec sleep 100"}));
+    s->start();
+    ASSERT_TRUE(run_until([&] { return all_logs(*s).find("first-plan") != std::string::npos; }));
+    auto o = options({"/bin/sh", "-c", "echo second-plan; exec sleep 100"});
+    ASSERT_TRUE(s->reconfigure(o).has_value());
+    EXPECT_EQ(all_logs(*s).find("second-plan"), std::string::npos);  // running run untouched
+    s->restart();
+    ASSERT_TRUE(run_until([&] { return all_logs(*s).find("second-plan") != std::string::npos; }));
+    EXPECT_FALSE(s->reconfigure(options({})).has_value());  // still validated
+}
+
 TEST_F(SupervisorTest, FloodDoesNotBlockTheProducerAndKeepsTheTail) {
     auto o = options({helper_path(), "flood", std::to_string(64 << 20)});
     o.logs.file_path = m_dir + "/logs/svc.log";
