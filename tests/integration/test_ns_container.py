@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+import ns_util
 from ns_util import Scratch
 
 PROBE = r"""
@@ -267,3 +268,30 @@ def test_memory_limit_is_enforced_where_possible(scratch, locald_bin, tmp_path):
                     + root_run.stderr)
     assert root_run.returncode == 137, root_run.stdout + root_run.stderr
     assert "OOM" in root_run.stderr
+
+
+def test_tty_pass_through(scratch):
+    import pty
+    master, slave = pty.openpty()
+    try:
+        p = subprocess.Popen(
+            ns_util.as_user_argv(scratch.user, [str(scratch.bin), "container", "run", "-t", "-i",
+                                                "--rootfs", str(scratch.rootfs), "/bin/sh", "-c",
+                                                "test -t 0 && test -t 1 && echo tty=$TERM"]),
+            env=ns_util.user_env(scratch.user, scratch.home), cwd="/tmp", stdin=slave,
+            stdout=slave, stderr=slave, start_new_session=True)
+        os.close(slave)
+        p.wait(timeout=30)
+        output = b""
+        while True:
+            try:
+                chunk = os.read(master, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            output += chunk
+    finally:
+        os.close(master)
+    assert p.returncode == 0, output
+    assert b"tty=xterm" in output
