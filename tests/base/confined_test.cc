@@ -311,6 +311,56 @@ TEST_P(ConfinedTest, LongSymlinkChainsHitTheHopLimit) {
     EXPECT_EQ(open_errno("hop40", O_RDONLY), ELOOP);
 }
 
+// Differential check: for every path of up to three components from a hostile
+// alphabet, the walk must agree with the kernel — same file, or same errno.
+TEST_P(ConfinedTest, WalkAgreesWithOpenat2OnEveryShortPath) {
+    if (GetParam() != ResolveMode::Walk) {
+        GTEST_SKIP() << "one differential run is enough (it uses both modes itself)";
+    }
+    const std::vector<std::string> alphabet = {
+        "etc",        "passwd", "..",        ".",           "up",   "abs_etc", "chain1",
+        "to_root",    "dir",    "sub",       "link_up",     "file", "missing", "loop1",
+        "up_outside", "secret", "proc_link", "abs_outside", ""};
+    struct Outcome {
+        int err = 0;
+        dev_t dev = 0;
+        ino_t ino = 0;
+        bool operator==(const Outcome&) const = default;
+    };
+    auto outcome = [&](ResolveMode mode, const std::string& path, int flags) {
+        set_resolve_mode_for_testing(mode);
+        auto fd = open_in_root(m_root_fd.get(), path, flags);
+        if (!fd) {
+            return Outcome{fd.error().errno_value()};
+        }
+        struct stat st = fstat_fd(fd->get()).value();
+        return Outcome{0, st.st_dev, st.st_ino};
+    };
+    std::vector<std::string> paths;
+    for (const std::string& a : alphabet) {
+        paths.push_back(a);
+        paths.push_back("/" + a);
+        for (const std::string& b : alphabet) {
+            paths.push_back(a + "/" + b);
+            for (const std::string& c : alphabet) {
+                paths.push_back(a + "/" + b + "/" + c);
+            }
+        }
+    }
+    int compared = 0;
+    for (const std::string& path : paths) {
+        for (int flags : {O_RDONLY, O_PATH | O_NOFOLLOW, O_RDONLY | O_DIRECTORY}) {
+            Outcome kernel = outcome(ResolveMode::Openat2, path, flags);
+            Outcome walk = outcome(ResolveMode::Walk, path, flags);
+            EXPECT_EQ(kernel, walk) << "`" << path << "` flags " << flags << ": kernel errno "
+                                    << kernel.err << ", walk errno " << walk.err;
+            ++compared;
+        }
+    }
+    EXPECT_GT(compared, 20000);
+    set_resolve_mode_for_testing(ResolveMode::Walk);
+}
+
 INSTANTIATE_TEST_SUITE_P(BothModes, ConfinedTest,
                          ::testing::Values(ResolveMode::Openat2, ResolveMode::Walk),
                          [](const ::testing::TestParamInfo<ResolveMode>& info) {
