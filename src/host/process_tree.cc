@@ -347,6 +347,7 @@ std::string ProcessTree::cgroup_procs_path() const {
 
 void ProcessTree::set_leader(pid_t leader) {
     m_leader = leader;
+    m_leader_alive = true;
     m_known.clear();
     if (auto stat = read_proc_stat(leader)) {
         m_known[leader] = stat->start_time;
@@ -472,8 +473,10 @@ void ProcessTree::signal_all(int sig) {
     // Membership first: once the leader dies its children are re-parented to
     // us and (after setsid) nothing in /proc ties them to the run any more.
     std::vector<pid_t> members = refresh();
-    if (m_leader > 0) {
-        ::kill(-m_leader, sig);  // ESRCH when the group is gone: fine
+    if (m_leader > 0 && m_leader_alive) {
+        // Atomic for the whole group (a fork racing the scan is still hit).
+        // Only while the leader is unreaped: a zombie still holds its pid.
+        ::kill(-m_leader, sig);
     }
     for (pid_t pid : members) {
         ::kill(pid, sig);

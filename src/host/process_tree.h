@@ -71,6 +71,9 @@ public:
 
     // A new run: `leader` is the main process (session/group leader).
     void set_leader(pid_t leader);
+    // The leader has been reaped: its pid (and so its process group id) may be
+    // reused, so signal_all() stops signalling the group and signals members only.
+    void leader_reaped() { m_leader_alive = false; }
 
     // Re-reads membership and reaps member zombies that are our children.
     // Returns the live members (zombies excluded).
@@ -91,6 +94,7 @@ private:
     std::string m_cgroup_rel;  // m_cgroup_dir relative to the mount, as in /proc/<pid>/cgroup
     bool m_cgroup_v2 = false;
     pid_t m_leader = 0;
+    bool m_leader_alive = false;
     std::map<pid_t, unsigned long long> m_known;  // pid → start time (pid reuse guard)
 };
 

@@ -408,6 +408,9 @@ void Supervisor::on_main_exit() {
     }
     m_main_exited = true;
     m_pidfd.reset();
+    if (m_tree) {
+        m_tree->leader_reaped();
+    }
     // Whatever it wrote before exiting is in the PTY now: log it before the
     // exit line.
     drain_pty(false);
@@ -664,6 +667,9 @@ void Supervisor::kill_everything_now() {
                errno == EINTR) {
         }
         m_pidfd.reset();
+        if (m_tree) {
+            m_tree->leader_reaped();
+        }
     }
     if (m_pid_watch) {
         m_loop.remove(m_pid_watch);

@@ -48,7 +48,10 @@ bool contains(const std::vector<pid_t>& pids, pid_t pid) {
 void kill_and_wait_empty(TrackedRun& run) {
     run.tree->signal_all(SIGKILL);
     bool empty = testing::wait_until([&] {
-        (void)try_reap(run.child.pid, run.child.pidfd.get());
+        auto reaped = try_reap(run.child.pid, run.child.pidfd.get());
+        if (reaped.has_value() && reaped.value().has_value()) {
+            run.tree->leader_reaped();
+        }
         run.tree->signal_all(SIGKILL);
         return run.tree->empty();
     });
