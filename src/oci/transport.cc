@@ -204,6 +204,7 @@ base::Result<void> RegistryTransport::ping() {
     }
     std::optional<HttpResponse> tls_failure;
     std::optional<base::Error> last_error;
+    bool answered_plain_http = false;  // http spoke, but not as a registry
     for (const auto& scheme : schemes) {
         HttpRequest request;
         request.url = fmt::format("{}://{}/v2/", scheme, m_endpoint.host);
@@ -222,7 +223,11 @@ base::Result<void> RegistryTransport::ping() {
             backoff(attempt, &response);
         }
         if (!response.ok()) {
-            if (response.transport_error == TransportError::Tls) {
+            // Any https failure (a handshake the server aborted because we
+            // had no client certificate shows up as a receive error) is
+            // kept: if plain http then gets a non-registry answer, the https
+            // failure is the real problem.
+            if (scheme == "https" && response.transport_error != TransportError::Timeout) {
                 tls_failure = response;
             }
             last_error = transport_failure(response, "contacting the registry", m_endpoint.host);
@@ -236,13 +241,19 @@ base::Result<void> RegistryTransport::ping() {
             return base::ok();
         }
         if (tls_failure) {
+            answered_plain_http = true;
             break;  // an https server that refuses our trust: that is the real problem
         }
         last_error =
             http_status_error(response, "contacting the registry (GET /v2/)", m_endpoint.host);
     }
-    if (tls_failure) {
-        return transport_failure(*tls_failure, "contacting the registry", m_endpoint.host);
+    if (tls_failure &&
+        (answered_plain_http || tls_failure->transport_error == TransportError::Tls)) {
+        HttpResponse failure = *tls_failure;
+        if (failure.transport_error != TransportError::Tls) {
+            failure.transport_message = "TLS handshake failed: " + failure.transport_message;
+        }
+        return transport_failure(failure, "contacting the registry", m_endpoint.host);
     }
     return *last_error;
 }

@@ -47,10 +47,26 @@ def make_ca_and_cert(directory: pathlib.Path, host="127.0.0.1"):
     return ca_crt, crt, key
 
 
+def make_client_cert(directory: pathlib.Path, name="locald-client"):
+    """A client certificate signed by the CA make_ca_and_cert left in `directory`."""
+    ca_key, ca_crt = directory / "ca.key", directory / "ca.crt"
+    key, csr, crt = directory / "client.key", directory / "client.csr", directory / "client.cert"
+    ext = directory / "client.ext"
+    ext.write_text("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\n"
+                   "extendedKeyUsage=clientAuth\n")
+    run = lambda *a: subprocess.run(a, check=True, capture_output=True)  # noqa: E731
+    run("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}",
+        "-keyout", str(key), "-out", str(csr))
+    run("openssl", "x509", "-req", "-in", str(csr), "-CA", str(ca_crt), "-CAkey", str(ca_key),
+        "-CAcreateserial", "-days", "2", "-extfile", str(ext), "-out", str(crt))
+    return crt, key
+
+
 class Registry:
     """One docker-registry process. Use as a context manager or call stop()."""
 
-    def __init__(self, root: pathlib.Path, tls: bool = False, users: dict = None):
+    def __init__(self, root: pathlib.Path, tls: bool = False, users: dict = None,
+                 client_certs: bool = False):
         if not os.path.exists(REGISTRY_BIN):
             pytest.skip("docker-registry not installed (Debian package docker-registry; "
                         "scripts/bootstrap installs it)")
@@ -69,6 +85,10 @@ class Registry:
         if tls:
             self.ca_crt, crt, key = make_ca_and_cert(root / "pki")
             lines += ["  tls:", f"    certificate: {crt}", f"    key: {key}"]
+            if client_certs:
+                # Clients must present a certificate signed by the same CA.
+                self.client_cert, self.client_key = make_client_cert(root / "pki")
+                lines += ["    clientcas:", f"      - {self.ca_crt}"]
         if self.users:
             if not shutil.which("htpasswd"):
                 pytest.skip("htpasswd not installed (Debian package apache2-utils; "
@@ -130,7 +150,10 @@ class Registry:
     def _context(self):
         if not self.tls:
             return None
-        return ssl.create_default_context(cafile=str(self.ca_crt))
+        context = ssl.create_default_context(cafile=str(self.ca_crt))
+        if getattr(self, "client_cert", None):
+            context.load_cert_chain(str(self.client_cert), str(self.client_key))
+        return context
 
     def request(self, method, path, data=None, headers=None, auth=None):
         url = path if path.startswith("http") else self.url + path

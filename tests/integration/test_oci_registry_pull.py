@@ -181,6 +181,26 @@ def test_tls_registry_with_ca_in_certs_d(tmp_path, run_locald, locald_home):
         assert_image_in_store(locald_home, image)
 
 
+def test_tls_client_certificate_from_certs_d(tmp_path, run_locald, locald_home):
+    with ru.Registry(tmp_path / "mtls", tls=True, client_certs=True) as registry:
+        image = small_image("mtls")
+        registry.push_image("test/mtls", "1", image)
+        ref = f"{registry.host}/test/mtls:1"
+        certs = locald_home / "config" / "certs.d" / registry.host
+        certs.mkdir(parents=True)
+        (certs / "ca.crt").write_bytes(registry.ca_crt.read_bytes())
+
+        refused = run_locald("pull", ref)
+        assert refused.returncode == 4, refused.stderr
+        assert registry.host in refused.stderr
+
+        (certs / "client.cert").write_bytes(registry.client_cert.read_bytes())
+        (certs / "client.key").write_bytes(registry.client_key.read_bytes())
+        accepted = run_locald("pull", ref)
+        assert accepted.returncode == 0, accepted.stderr
+        assert_image_in_store(locald_home, image)
+
+
 def test_basic_auth_login_pull_logout(tmp_path, run_locald, locald_home):
     users = {"alice": "wonderland-42"}
     with ru.Registry(tmp_path / "auth", users=users) as registry:
