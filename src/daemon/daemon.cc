@@ -495,7 +495,8 @@ private:
 
     struct Attach {
         ServiceKey key;
-        std::weak_ptr<Call> call;
+        // Strong: nothing else keeps an attach call alive between events.
+        std::shared_ptr<Call> call;
         std::unique_ptr<host::LogSubscription> subscription;
         bool drain_posted = false;
         bool closed = false;
@@ -509,7 +510,7 @@ private:
         }
         auto attach = it->second;
         attach->drain_posted = false;
-        auto call = attach->call.lock();
+        auto call = attach->call;
         if (!call || !call->open()) {
             return;
         }
