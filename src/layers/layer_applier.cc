@@ -626,7 +626,9 @@ Result<ApplyStats> Applier::run(ReadFn source) {
     uint64_t blob_bytes = 0;
     ReadFn hashing_source = [&](char* buffer, size_t size) -> Result<size_t> {
         size_t n = TRY(source(buffer, size));
-        blob_hash.update(buffer, n);
+        if (m_options.hash_compressed) {
+            blob_hash.update(buffer, n);
+        }
         blob_bytes += n;
         return n;
     };
@@ -708,7 +710,9 @@ Result<ApplyStats> Applier::run(ReadFn source) {
         return entry_error(last, state.error.release_error());
     }
     m_stats.diff_id = "sha256:" + diff_hash.hex_digest();
-    m_stats.compressed_digest = "sha256:" + blob_hash.hex_digest();
+    if (m_options.hash_compressed) {
+        m_stats.compressed_digest = "sha256:" + blob_hash.hex_digest();
+    }
     m_stats.compressed_bytes = blob_bytes;
     m_stats.uncompressed_bytes = decompressor->output_bytes();
     if (!m_options.expected_diff_id.empty() && m_stats.diff_id != m_options.expected_diff_id) {

@@ -72,13 +72,17 @@ struct ApplyOptions {
     bool create_devices = false;
     // Also set `trusted.overlay.opaque` in Overlay mode (needs real root).
     bool trusted_overlay_xattrs = false;
+    // Hash the compressed bytes too (ApplyStats::compressed_digest). Off
+    // when the blob comes from the content store, which verified it on
+    // ingest; the DiffID check covers the content either way.
+    bool hash_compressed = true;
     ApplyLimits limits;
 };
 
 struct ApplyStats {
     Compression compression = Compression::None;
     std::string diff_id;            // "sha256:…" of the uncompressed stream
-    std::string compressed_digest;  // "sha256:…" of the blob as read
+    std::string compressed_digest;  // "sha256:…" of the blob as read (if hashed)
     uint64_t compressed_bytes = 0;
     uint64_t uncompressed_bytes = 0;
     uint64_t entries = 0;

@@ -165,6 +165,7 @@ base::Result<std::vector<std::string>> SnapshotStore::ensure(const std::vector<L
                 apply.create_devices = options.create_devices;
                 apply.trusted_overlay_xattrs = options.trusted_overlay_xattrs;
                 apply.limits = options.limits;
+                apply.hash_compressed = false;  // verified by the store on ingest
                 auto stats = TRY(apply_layer(fs_fd.get(), blob.get(), apply));
                 return Pending{i, std::move(dir), std::move(stats)};
             }();

@@ -134,6 +134,7 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
                 apply.ownership = plan.mode;
                 apply.create_devices = plan.privileged;
                 apply.limits = options.limits;
+                apply.hash_compressed = false;  // verified by the store on ingest
                 auto stats = TRY(apply_layer(root.get(), blob.get(), apply));
                 summary += fmt::format("{} {}\n", stats.compressed_bytes, stats.uncompressed_bytes);
                 for (const auto& w : stats.warnings) {
