@@ -10,6 +10,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <linux/close_range.h>
+
 #include "ns/internal/context.h"
 
 namespace locald::ns::internal {
@@ -53,6 +55,9 @@ int run_init(ChildContext& ctx) {
     // Our copy of the error channel closes now; the payload's closes at exec.
     ::close(ctx.error_fd);
     ctx.error_fd = -1;
+    // PID 1 needs no fd at all beyond stdio: nothing the launcher inherited
+    // (a daemon's socket, a host directory) stays open inside the container.
+    ::close_range(3, ~0U, 0);
 
     // The launcher blocked these (and SIGCHLD) before cloning us; we inherit
     // the mask and take them synchronously.
