@@ -1,5 +1,9 @@
 #include "oci/push.h"
 
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include "oci/image.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
@@ -96,39 +100,85 @@ base::Result<PushedImage> push(const ContentStore& store, const PushOptions& opt
     }
 
     PushedImage pushed{remote, root.digest};
-    std::vector<Descriptor> manifests;  // children first, root last
+    std::vector<Descriptor> manifests;  // in closure order: root first
+    std::vector<Descriptor> blobs;
     for (const auto& descriptor : closure) {
         if (media_types::is_index(descriptor.media_type) ||
             media_types::is_manifest(descriptor.media_type)) {
             manifests.push_back(descriptor);
-            continue;
+        } else {
+            blobs.push_back(descriptor);
         }
+    }
+
+    // Blobs in parallel (like pull); the first error stops new work.
+    std::mutex mutex;
+    std::optional<base::Error> first_error;
+    std::atomic<size_t> next{0};
+    auto push_blob = [&](const Descriptor& descriptor) -> base::Result<void> {
         std::string digest = descriptor.digest.str();
         if (TRY(client->blob_exists(descriptor.digest))) {
+            std::lock_guard lock(mutex);
             ++pushed.blobs_present;
             emit(progress, {ProgressKind::LayerSkip, "", remote.str(), digest, descriptor.size,
                             descriptor.size, "already in the registry"});
-            continue;
+            return base::ok();
         }
         if (!mount_from.empty() && TRY(client->mount_blob(descriptor.digest, mount_from))) {
+            std::lock_guard lock(mutex);
             ++pushed.blobs_mounted;
             emit(progress, {ProgressKind::LayerSkip, "", remote.str(), digest, descriptor.size,
                             descriptor.size, "mounted from " + mount_from});
-            continue;
+            return base::ok();
         }
         emit(progress, {ProgressKind::LayerStart, "", remote.str(), digest, descriptor.size, 0});
         auto fd = TRY(store.open_blob(descriptor.digest));
-        TRY(client
-                ->upload_blob(descriptor.digest, descriptor.size, fd.get(),
-                              [&](int64_t done, int64_t total) {
-                                  emit(progress, {ProgressKind::LayerBytes, "", remote.str(),
-                                                  digest, total, done});
-                              })
-                .context(fmt::format("pushing {}", remote.str())));
+        TRY(client->upload_blob(
+            descriptor.digest, descriptor.size, fd.get(), [&](int64_t done, int64_t total) {
+                emit(progress, {ProgressKind::LayerBytes, "", remote.str(), digest, total, done});
+            }));
+        std::lock_guard lock(mutex);
         ++pushed.blobs_uploaded;
         pushed.bytes_uploaded += descriptor.size;
         emit(progress,
              {ProgressKind::LayerDone, "", remote.str(), digest, descriptor.size, descriptor.size});
+        return base::ok();
+    };
+    auto worker = [&] {
+        while (true) {
+            {
+                std::lock_guard lock(mutex);
+                if (first_error) {
+                    return;
+                }
+            }
+            size_t index = next.fetch_add(1);
+            if (index >= blobs.size()) {
+                return;
+            }
+            auto result = push_blob(blobs[index]);
+            if (!result) {
+                std::lock_guard lock(mutex);
+                if (!first_error) {
+                    first_error = result.release_error();
+                }
+                return;
+            }
+        }
+    };
+    size_t workers = std::min<size_t>(std::max(options.parallel, 1), blobs.size());
+    std::vector<std::thread> threads;
+    for (size_t i = 1; i < workers; ++i) {
+        threads.emplace_back(worker);
+    }
+    if (workers > 0) {
+        worker();
+    }
+    for (auto& thread : threads) {
+        thread.join();
+    }
+    if (first_error) {
+        return std::move(first_error->context(fmt::format("pushing {}", remote.str())));
     }
     // The closure lists the root first: push children (by digest) before it.
     for (auto it = manifests.rbegin(); it != manifests.rend(); ++it) {

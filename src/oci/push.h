@@ -12,6 +12,9 @@
 // it), naming the missing manifest.
 #pragma once
 
+#include <chrono>
+#include <functional>
+#include <optional>
 #include <string>
 
 #include "base/error.h"
@@ -29,6 +32,7 @@ struct PushOptions {
     std::string config_dir;        // "" = base::Paths
     int64_t monolithic_limit = 32 << 20;
     int64_t chunk_size = 16 << 20;
+    int parallel = 4;  // concurrent blob uploads
     std::optional<RetryPolicy> retry;
     std::function<void(std::chrono::milliseconds)> sleep;
 };
