@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
+
 #include <unistd.h>
+#include <cstring>
 
 #include "base/sha256.h"
 #include "fs_snapshot.h"
@@ -257,6 +259,69 @@ TEST_F(TempRoot, OwnersAndSetuidAsRoot) {
     EXPECT_EQ(st.st_mode & 07777, 02775u);
     ASSERT_EQ(lstat(path("l").c_str(), &st), 0);
     EXPECT_EQ(st.st_uid, 5u);
+}
+
+}  // namespace
+}  // namespace locald::layers
+
+namespace locald::layers {
+namespace {
+
+using namespace testing;
+
+class RootlessTempRoot : public TempRoot {};
+
+TEST_F(TempRoot, FileCapabilitiesAreStoredAsV2) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "setting security.capability needs CAP_SETFCAP";
+    }
+    // v3 (namespaced) capability with rootid 1000: cap_net_raw permitted+effective.
+    std::string v3(24, '\0');
+    uint32_t magic = 0x03000000 | 0x1;
+    uint32_t permitted = 1u << 13;
+    uint32_t rootid = 1000;
+    std::memcpy(v3.data(), &magic, 4);
+    std::memcpy(v3.data() + 4, &permitted, 4);
+    std::memcpy(v3.data() + 20, &rootid, 4);
+    TarEntry ping = file("ping", "x", 0755);
+    ping.xattrs = {{"security.capability", v3}};
+    auto stats = apply_bytes(m_root, build_tar({ping}));
+    ASSERT_TRUE(stats.has_value()) << stats.error().to_string();
+    char value[64];
+    ssize_t n = getxattr(path("ping").c_str(), "security.capability", value, sizeof(value));
+    ASSERT_EQ(n, 20) << "v2 layout, no rootid chosen by the layer";
+    uint32_t stored;
+    std::memcpy(&stored, value, 4);
+    EXPECT_EQ(stored, 0x02000000u | 0x1);
+}
+
+TEST_F(RootlessTempRoot, DevicesAreSkippedWithAWarning) {
+    if (geteuid() == 0) {
+        GTEST_SKIP() << "rootless: runs in the unprivileged pass";
+    }
+    TarEntry dev{TarEntry::CharDev, "dev/null", "", 0666};
+    dev.major = 1;
+    dev.minor = 3;
+    TarEntry owned = file("owned", "x");
+    owned.uid = 100;
+    owned.gid = 101;
+    ApplyOptions options;
+    options.ownership = OwnershipMode::RootlessXattr;
+    options.layer_digest = "sha256:devlayer";
+    auto stats = apply_bytes(m_root, build_tar({dir("dev/"), dev, owned}), options);
+    ASSERT_TRUE(stats.has_value()) << stats.error().to_string();
+    EXPECT_EQ(stats->skipped_devices, 1u);
+    ASSERT_FALSE(stats->warnings.empty());
+    EXPECT_NE(stats->warnings[0].find("sha256:devlayer"), std::string::npos);
+    struct stat st;
+    EXPECT_NE(lstat(path("dev/null").c_str(), &st), 0);
+    char value[32];
+    ssize_t n = getxattr(path("owned").c_str(), kRootlessXattr, value, sizeof(value));
+    ASSERT_GT(n, 0);
+    auto ids = decode_rootless_xattr(std::string_view(value, static_cast<size_t>(n)));
+    ASSERT_TRUE(ids.has_value());
+    EXPECT_EQ(ids->first, 100u);
+    EXPECT_EQ(ids->second, 101u);
 }
 
 }  // namespace
