@@ -139,8 +139,9 @@ void TtyProgress::on_event(const ProgressEvent& event) {
         case ProgressKind::Resolving:
         case ProgressKind::Resolved:
         case ProgressKind::Done: {
-            // Plain lines above the bars: clear the bars, print, redraw.
-            if (m_drawn > 0) {
+            // Plain lines above the bars: clear the bars, print, redraw. The
+            // final line goes below the finished bars, which stay visible.
+            if (m_drawn > 0 && event.kind != ProgressKind::Done) {
                 std::fprintf(m_out, "\x1b[%zuF\x1b[J", m_drawn);
                 m_drawn = 0;
             }
@@ -157,6 +158,7 @@ void TtyProgress::on_event(const ProgressEvent& event) {
                 redraw(true);
             } else {
                 m_rows.clear();
+                m_drawn = 0;
             }
             std::fflush(m_out);
             return;
