@@ -146,8 +146,15 @@ DoctorCheck check_overlay(const base::IdMapping& mapping) {
         check.detail = fmt::format("cannot create a scratch dir: {}", std::strerror(errno));
         return check;
     }
+    ::chmod(dir.c_str(), 0755);
     for (const char* sub : {"lower", "upper", "work", "merged"}) {
-        ::mkdir(fmt::format("{}/{}", dir, sub).c_str(), 0755);
+        std::string path = fmt::format("{}/{}", dir, sub);
+        ::mkdir(path.c_str(), 0755);
+        if (::geteuid() == 0 && !mapping.uid_map.empty() && !mapping.gid_map.empty()) {
+            // As root, container root is a mapped id (a range or nobody): give
+            // it the scratch dirs as the layers module gives it the upper dir.
+            (void)!::chown(path.c_str(), mapping.uid_map[0].host_id, mapping.gid_map[0].host_id);
+        }
     }
     std::string options = fmt::format(
         "lowerdir={0}/lower,upperdir={0}/upper,workdir={0}/work,"
@@ -172,14 +179,18 @@ DoctorCheck check_overlay(const base::IdMapping& mapping) {
         ::rmdir(fmt::format("{}/{}", dir, sub).c_str());
     }
     ::rmdir(dir.c_str());
-    check.ok = status && *status == 0;
-    if (check.ok) {
+    bool works = status && *status == 0;
+    // Containers still run without it (images are flattened into a copy), so a
+    // failure here is a warning, not a blocker.
+    check.ok = true;
+    if (works) {
         check.detail = "overlayfs with userxattr mounts inside a user namespace";
     } else {
+        check.warning = true;
         check.detail = status ? fmt::format("exit {}", *status) : status.error().to_string();
         check.fix =
-            "Linux ≥5.11 is needed for unprivileged overlayfs; without it locald "
-            "flattens images into a copy (slower, more disk)";
+            "images are copied into a flattened rootfs instead (slower, more disk). "
+            "Overlay needs Linux ≥5.11 and a filesystem with user xattrs";
     }
     return check;
 }
@@ -242,7 +253,11 @@ DoctorCheck check_seccomp() {
 
 bool userns_overlay_works() {
     auto mapping = base::container_mapping();
-    return mapping && check_overlay(*mapping).ok;
+    if (!mapping) {
+        return false;
+    }
+    auto check = check_overlay(*mapping);
+    return check.ok && !check.warning;
 }
 
 std::vector<DoctorCheck> run_doctor_checks() {
