@@ -173,6 +173,18 @@ def test_tls_registry_with_ca_in_certs_d(tmp_path, run_locald, locald_home):
         assert registry.host in untrusted.stderr
         assert "certificate" in untrusted.stderr.lower()
 
+        # `insecure = true` accepts the unverified certificate.
+        config = locald_home / "config"
+        config.mkdir(exist_ok=True)
+        (config / "config.toml").write_text(
+            f'[[registry]]\nprefix = "{registry.host}"\ninsecure = true\n')
+        insecure = run_locald("pull", ref)
+        assert insecure.returncode == 0, insecure.stderr
+        (config / "config.toml").unlink()
+        for blob in [image.manifest, image.config, *image.layers]:
+            os.chmod(ru.store_blob(locald_home, blob.digest), 0o644)
+            ru.store_blob(locald_home, blob.digest).unlink()
+
         certs = locald_home / "config" / "certs.d" / registry.host
         certs.mkdir(parents=True)
         (certs / "ca.crt").write_bytes(registry.ca_crt.read_bytes())
