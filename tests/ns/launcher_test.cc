@@ -34,12 +34,9 @@ void write_text(const std::string& path, const std::string& text) {
 }
 
 // A busybox rootfs plus a host dir bound at /out for the probe's results.
-class RootlessLauncher : public ::testing::Test {
+class LauncherFixture : public ::testing::Test {
 protected:
-    void SetUp() override {
-        if (::geteuid() == 0) {
-            GTEST_SKIP() << "runs as the unprivileged test user (scripts/test rootless pass)";
-        }
+    void SetUpRootfs() {
         if (!fs::exists("/bin/busybox")) {
             GTEST_SKIP() << "/bin/busybox missing (Debian busybox-static)";
         }
@@ -52,6 +49,11 @@ protected:
         fs::create_directories(m_root + "/bin", ec);
         fs::create_directories(m_root + "/etc", ec);
         fs::create_directories(m_root + "/tmp", ec);
+        // As real images do: the kernel mount points and the bind target exist
+        // (container root may not be able to create them when launched by root).
+        for (const char* dir : {"/proc", "/dev", "/sys", "/out"}) {
+            fs::create_directories(m_root + dir, ec);
+        }
         fs::create_directories(m_out, ec);
         ::chmod((m_root + "/tmp").c_str(), 01777);
         fs::copy_file("/bin/busybox", m_root + "/bin/busybox", ec);
@@ -67,9 +69,14 @@ protected:
         m_spec.rootfs.path = m_root;
         m_spec.mounts.push_back({MountKind::Bind, m_out, "/out", false, {}});
         m_spec.env = {"PATH=/bin"};
+        ::chmod(m_dir.c_str(), 0755);
+        ::chmod(m_out.c_str(), 0777);
     }
     void TearDown() override {
-        if (!m_dir.empty()) {
+        if (!m_dir.empty() && ::geteuid() == 0) {
+            std::error_code ec;
+            fs::remove_all(m_dir, ec);
+        } else if (!m_dir.empty()) {
             // Files written by mapped ids other than ours are removed inside the namespace.
             auto mapping = base::container_mapping();
             if (mapping) {
@@ -90,6 +97,39 @@ protected:
     std::string m_warnings;
     ContainerSpec m_spec;
 };
+
+class RootlessLauncher : public LauncherFixture {
+protected:
+    void SetUp() override {
+        if (::geteuid() == 0) {
+            GTEST_SKIP() << "runs as the unprivileged test user (scripts/test rootless pass)";
+        }
+        SetUpRootfs();
+    }
+};
+
+// As root the payload still runs in a user namespace, never as host root.
+class RootLauncher : public LauncherFixture {
+protected:
+    void SetUp() override {
+        if (::geteuid() != 0) {
+            GTEST_SKIP() << "checks the root path";
+        }
+        SetUpRootfs();
+    }
+};
+
+TEST_F(RootLauncher, PayloadIsNotHostRoot) {
+    auto status = run({"/bin/sh", "-c", "cat /proc/self/uid_map > /out/uid_map; id -u > /out/uid"});
+    ASSERT_TRUE(status) << status.error().to_string();
+    ASSERT_EQ(*status, 0);
+    EXPECT_EQ(read_text(m_out + "/uid"), "0\n");
+    std::istringstream map(read_text(m_out + "/uid_map"));
+    uint64_t inside = 99, outside = 0, count = 0;
+    map >> inside >> outside >> count;
+    EXPECT_EQ(inside, 0u);
+    EXPECT_NE(outside, 0u) << "container root must not be host root";
+}
 
 TEST_F(RootlessLauncher, ExitStatusAndSignalsAre128PlusN) {
     auto status = run({"/bin/sh", "-c", "exit 7"});
