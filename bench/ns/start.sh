@@ -23,6 +23,15 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 chmod 1777 "$root/tmp"
 
+# The same launcher linked with base + ns only (measurement aid, see slim_launch.cc).
+build=$(dirname "$locald")
+src=$(cd "$(dirname "$0")/../.." && pwd)
+g++ -std=gnu++20 -O2 -D_GNU_SOURCE -I"$src/src" -I"$build/generated" "$src/bench/ns/slim_launch.cc" \
+  "$build/src/ns/liblocald_ns.a" "$build/src/base/liblocald_base.a" \
+  -lseccomp -lfmt -lyajl -lcrypto -o "$out/slim_launch"
+printf '{"name": "bench", "rootfs": {"path": "%s"}, "args": ["/bin/true"], "seccomp_cache_dir": "%s"}\n' \
+  "$root" "$out/home/run/seccomp" >"$out/spec.json"
+
 chown -R "$user:$user" "$out"
 as_user() { setpriv --reuid="$user" --regid="$user" --init-groups -- env HOME=/tmp TMPDIR=/tmp \
   LOCALD_HOME="$out/home" XDG_RUNTIME_DIR="$out/xdg" "$@"; }
@@ -46,7 +55,8 @@ cd /tmp
 as_user hyperfine --warmup 5 --runs "$runs" -N --export-json "$out/results.json" \
   -n locald "$out/locald container run --rootfs $root /bin/true" \
   -n bwrap "bwrap --unshare-user --unshare-pid --unshare-uts --unshare-ipc --unshare-cgroup --bind $root / --proc /proc --dev /dev --die-with-parent /bin/true" \
-  -n runc "runc --root $out/xdg/runc run --bundle $out/bundle bench"
+  -n runc "runc --root $out/xdg/runc run --bundle $out/bundle bench" \
+  -n locald-slim "$out/slim_launch $out/spec.json"
 python3 - "$out/results.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
@@ -54,6 +64,7 @@ med = {k: v["median"] * 1000 for k, v in r.items()}
 print("medians (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
 print(f"locald/bwrap = {med['locald'] / med['bwrap']:.2f}x (target <= 1.5)")
 print(f"locald/runc  = {med['locald'] / med['runc']:.2f}x (target <= 0.3)")
+print(f"slim/bwrap   = {med['locald-slim'] / med['bwrap']:.2f}x, slim/runc = {med['locald-slim'] / med['runc']:.2f}x")
 cpu = {k: (v["user"] + v["system"]) * 1000 for k, v in r.items()}
 print("mean CPU user+sys (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
 PY
