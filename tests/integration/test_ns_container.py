@@ -300,3 +300,31 @@ def test_tty_pass_through(scratch):
         os.close(master)
     assert p.returncode == 0, output
     assert b"tty=xterm" in output
+
+
+def test_container_dies_with_its_launcher(scratch):
+    marker = "ns-test-orphan-marker"
+    p = scratch.popen("container", "run", "--rootfs", scratch.rootfs, "/bin/sh", "-c",
+                      "echo ready; sleep 3000; true", marker)
+    assert p.stdout.readline().strip() == "ready", p.stderr.read()
+
+    def survivors():
+        found = []
+        for pid in os.listdir("/proc"):
+            if pid.isdigit():
+                try:
+                    cmdline = open(f"/proc/{pid}/cmdline", "rb").read()
+                except OSError:
+                    continue
+                if marker.encode() in cmdline:
+                    found.append(pid)
+        return found
+
+    # The marker is in the launcher's, its init's and the payload's cmdline.
+    assert len(survivors()) >= 3, "launcher, init and payload run before the kill"
+    p.kill()  # SIGKILL: no chance to forward anything
+    p.wait(timeout=10)
+    deadline = time.monotonic() + 10
+    while survivors() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert survivors() == [], "the payload outlived its launcher"
