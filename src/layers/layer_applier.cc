@@ -9,7 +9,12 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <cstring>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
 #include <unordered_set>
 #include <utility>
 
@@ -104,8 +109,6 @@ private:
     // resolves to; creation never can.
     std::string m_cached_parent;
     UniqueFd m_cached_fd;
-    std::vector<char> m_buffer;
-    std::string m_read_buffer;
 };
 
 void Applier::mark_layer_path(const std::string& path) {
@@ -602,23 +605,114 @@ Result<void> Applier::finish_dirs() {
     return base::ok();
 }
 
+// Decompresses and hashes (DiffID) on a second thread, a few chunks ahead
+// of libarchive and the filesystem work: inflating and writing overlap.
+class Prefetcher {
+public:
+    Prefetcher(Decompressor* decompressor, base::Sha256* hash)
+        : m_decompressor(decompressor), m_hash(hash) {
+        for (size_t i = 0; i < kChunks; i++) {
+            m_chunks[i].data.resize(kReadBuffer);
+            m_free.push_back(i);
+        }
+        m_thread = std::thread([this] { produce(); });
+    }
+    ~Prefetcher() {
+        {
+            std::lock_guard lock(m_mutex);
+            m_stop = true;
+        }
+        m_cv.notify_all();
+        m_thread.join();
+    }
+    // The next chunk of uncompressed data (empty at the end), valid until
+    // the next call.
+    Result<std::string_view> next() {
+        std::unique_lock lock(m_mutex);
+        if (m_current >= 0) {
+            m_free.push_back(static_cast<size_t>(m_current));
+            m_current = -1;
+            m_cv.notify_all();
+        }
+        m_cv.wait(lock, [&] { return !m_filled.empty() || m_done; });
+        if (m_filled.empty()) {
+            if (!m_error) {
+                return m_error.error();
+            }
+            return std::string_view{};
+        }
+        size_t index = m_filled.front();
+        m_filled.pop_front();
+        m_current = static_cast<int>(index);
+        return std::string_view(m_chunks[index].data.data(), m_chunks[index].size);
+    }
+
+private:
+    static constexpr size_t kChunks = 4;
+    struct Chunk {
+        std::vector<char> data;
+        size_t size = 0;
+    };
+    void produce() {
+        while (true) {
+            size_t index;
+            {
+                std::unique_lock lock(m_mutex);
+                m_cv.wait(lock, [&] { return !m_free.empty() || m_stop; });
+                if (m_stop) {
+                    return;
+                }
+                index = m_free.front();
+                m_free.pop_front();
+            }
+            auto n = m_decompressor->read(m_chunks[index].data.data(), kReadBuffer);
+            std::lock_guard lock(m_mutex);
+            if (!n) {
+                m_error = n.release_error();
+                m_done = true;
+                m_cv.notify_all();
+                return;
+            }
+            if (*n == 0) {
+                m_done = true;
+                m_cv.notify_all();
+                return;
+            }
+            m_hash->update(m_chunks[index].data.data(), *n);
+            m_chunks[index].size = *n;
+            m_filled.push_back(index);
+            m_cv.notify_all();
+        }
+    }
+
+    Decompressor* m_decompressor;
+    base::Sha256* m_hash;
+    Chunk m_chunks[kChunks];
+    std::deque<size_t> m_free;
+    std::deque<size_t> m_filled;
+    int m_current = -1;
+    bool m_done = false;
+    bool m_stop = false;
+    Result<void> m_error = base::ok();
+    std::mutex m_mutex;
+    std::condition_variable m_cv;
+    std::thread m_thread;
+};
+
 struct ReadState {
-    Decompressor* decompressor;
-    base::Sha256* diff_hash;
-    std::vector<char>* buffer;
+    Prefetcher* prefetcher;
     Result<void> error;
 };
 
 la_ssize_t archive_read_callback(archive*, void* opaque, const void** out) {
     auto* state = static_cast<ReadState*>(opaque);
-    auto n = state->decompressor->read(state->buffer->data(), state->buffer->size());
-    if (!n) {
-        state->error = n.release_error();
+    auto chunk = state->prefetcher->next();
+    if (!chunk) {
+        state->error = chunk.release_error();
         return -1;
     }
-    state->diff_hash->update(state->buffer->data(), *n);
-    *out = state->buffer->data();
-    return static_cast<la_ssize_t>(*n);
+    *out = chunk->data();
+    return static_cast<la_ssize_t>(chunk->size());
 }
 
 Result<ApplyStats> Applier::run(ReadFn source) {
@@ -636,8 +730,8 @@ Result<ApplyStats> Applier::run(ReadFn source) {
         TRY(Decompressor::create(hashing_source, m_options.limits.max_uncompressed_bytes));
     m_stats.compression = decompressor->compression();
     base::Sha256 diff_hash;
-    m_buffer.resize(kReadBuffer);
-    ReadState state{decompressor.get(), &diff_hash, &m_buffer, base::ok()};
+    auto prefetcher = std::make_unique<Prefetcher>(decompressor.get(), &diff_hash);
+    ReadState state{prefetcher.get(), base::ok()};
 
     std::unique_ptr<archive, int (*)(archive*)> ar(archive_read_new(), archive_read_free);
     if (!ar) {
@@ -697,15 +791,15 @@ Result<ApplyStats> Applier::run(ReadFn source) {
     // The DiffID covers the whole uncompressed stream, end-of-archive blocks
     // and padding included: drain what libarchive did not ask for.
     while (true) {
-        auto n = decompressor->read(m_buffer.data(), m_buffer.size());
-        if (!n) {
-            return entry_error(last, n.release_error());
+        auto chunk = prefetcher->next();
+        if (!chunk) {
+            return entry_error(last, chunk.release_error());
         }
-        if (*n == 0) {
+        if (chunk->empty()) {
             break;
         }
-        diff_hash.update(m_buffer.data(), *n);
     }
+    prefetcher.reset();  // joined: the hashes and counters are final
     if (!state.error) {
         return entry_error(last, state.error.release_error());
     }
