@@ -63,10 +63,13 @@ def wait_for(predicate, timeout=60, interval=0.0005):
 
 
 def rss_kib(pid):
+    """VmRSS and RssAnon (private memory, without mapped library/binary pages)."""
+    values = {}
     for line in open(f"/proc/{pid}/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
+        key, _, rest = line.partition(":")
+        if key in ("VmRSS", "RssAnon"):
+            values[key] = int(rest.split()[0])
+    return values.get("VmRSS", 0), values.get("RssAnon", 0)
 
 
 def write_procfile(path, lines):
@@ -240,14 +243,16 @@ def main():
         for label, tool, warm in (("locald cold", tools["locald"], False),
                                   ("locald warm", tools["locald"], True),
                                   ("foreman", tools["foreman"], False)):
-            times, rss = [], []
+            times, rss, anon = [], [], []
             for run in range(args.runs):
                 project = work / f"start-{label.replace(' ', '-')}-{run}"
                 write_procfile(project, sleepers())
                 marker = f"start-{label}-{run}-{time.monotonic_ns()}"
                 times.append(tool.start_time(project, marker, warm))
                 time.sleep(0.3)
-                rss.append(tool.supervisor_rss())
+                total, private = tool.supervisor_rss()
+                rss.append(total)
+                anon.append(private)
                 if isinstance(tool, Locald):
                     tool.run("down", project)
                     if not warm:
@@ -258,7 +263,7 @@ def main():
             if warm:
                 tools["locald"].run("shutdown")
             results[label] = {"start_ms": [round(t * 1000, 1) for t in times],
-                              "rss_kib": rss}
+                              "rss_kib": rss, "rss_anon_kib": anon}
         for name, tool in tools.items():
             speeds = []
             for run in range(args.runs):
@@ -285,7 +290,7 @@ def main():
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "runs": args.runs, "log_mb": args.log_mb, "results": results}
     for label, values in results.items():
-        for key, series in values.items():
+        for key, series in list(values.items()):
             values[key + "_median"] = statistics.median(series)
     print(json.dumps(summary, indent=2))
 

@@ -1,11 +1,14 @@
 // `locald env SERVICE [--explain] [PATH]`: the environment a service runs with.
 #include <cstdio>
+#include <cstdlib>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/ipc_client.h"
 #include "config/render.h"
 #include "config/spec.h"
 
@@ -18,11 +21,71 @@ const char kEnvHelp[] =
     "the current directory) would start with: this shell's environment, overridden\n"
     "by .env < .env.local < [env] < env_file… < the service's env, overridden by\n"
     "what locald injects (PORT, LOCALD_PROJECT, LOCALD_SERVICE, LOCALD_PORT_<NAME>).\n"
-    "Ports that locald assigns at `up` are not known here; pinned ports are.\n"
+    "When the daemon runs the project, this is the environment the service really\n"
+    "gets from it: the shell environment captured at `up`, the assigned PORT and\n"
+    "LOCALD_PORT_<NAME>, and NOTIFY_SOCKET. Otherwise assigned ports are not known\n"
+    "here (pinned ports are) and this shell's environment is the base.\n"
     "\n"
     "options:\n"
     "  --explain   add where each value came from: FILE:LINE[:COL], `environment`\n"
     "              or `injected by locald`\n";
+
+namespace {
+
+// When the daemon runs this project, the environment it really gives the
+// service (captured shell env, assigned PORT and LOCALD_PORT_*, NOTIFY_SOCKET)
+// is the truth; nothing when no daemon runs or it does not know the project.
+std::optional<std::vector<config::EnvEntry>> daemon_env(const std::string& project,
+                                                        const std::string& service) {
+    auto client = connect_daemon(false);
+    if (!client) {
+        return std::nullopt;
+    }
+    auto answer =
+        client->call("service_env", base::Json::object({{"name", project + ":" + service}}));
+    if (!answer) {
+        return std::nullopt;
+    }
+    const base::Json* list = answer->find("env");
+    if (list == nullptr || !list->is_array()) {
+        return std::nullopt;
+    }
+    std::vector<config::EnvEntry> entries;
+    for (const auto& item : list->as_array()) {
+        config::EnvEntry entry;
+        entry.key = item.find("key")->as_string();
+        entry.value = item.find("value")->as_string();
+        const std::string& origin = item.find("origin")->as_string();
+        for (auto candidate : {config::EnvOrigin::Environment, config::EnvOrigin::DotEnv,
+                               config::EnvOrigin::ProjectEnv, config::EnvOrigin::EnvFile,
+                               config::EnvOrigin::ServiceEnv, config::EnvOrigin::Injected}) {
+            if (config::to_string(candidate) == origin) {
+                entry.origin = candidate;
+            }
+        }
+        // "file:line[:col]" (a path may itself contain ':', so parse from the right).
+        std::string location = item.find("location")->as_string();
+        std::vector<int> numbers;
+        while (numbers.size() < 2) {
+            size_t colon = location.rfind(':');
+            if (colon == std::string::npos || colon + 1 == location.size() ||
+                location.find_first_not_of("0123456789", colon + 1) != std::string::npos) {
+                break;
+            }
+            numbers.insert(numbers.begin(), std::atoi(location.c_str() + colon + 1));
+            location.resize(colon);
+        }
+        entry.location.file = location;
+        if (!numbers.empty()) {
+            entry.location.line = numbers[0];
+            entry.location.column = numbers.size() > 1 ? numbers[1] : 0;
+        }
+        entries.push_back(std::move(entry));
+    }
+    return entries;
+}
+
+}  // namespace
 
 int run_env(std::span<const std::string> args) {
     static const OptionSpec kOptions[] = {{"explain"}};
@@ -60,6 +123,9 @@ int run_env(std::span<const std::string> args) {
     }
     auto injected = config::injected_env(project.value(), *service, {}, "");
     auto env = config::service_env(project.value(), *service, environment, injected);
+    if (auto running = daemon_env(project->name, service->name)) {
+        env = std::move(*running);
+    }
     std::string out = config::render_env(env, parsed->has("explain"));
     std::fwrite(out.data(), 1, out.size(), stdout);
     return kExitOk;

@@ -748,6 +748,8 @@ base::Result<std::vector<ServiceKey>> ServiceManager::apply(const std::string& d
     if (created) {
         m_projects.push_back(std::move(created));
     }
+    // Up from here on (also keeps the pumps below from forgetting it).
+    project->desired_up = true;
 
     // 3. Apply: removed services stop (dependents first) and are dropped.
     std::vector<ServiceKey> removed;
@@ -1249,6 +1251,31 @@ void ServiceManager::pump() {
             notify(*project, *service);
         }
     }
+    // Forget projects that are down for good (`down`, `shutdown`): their
+    // supervisors, rings and sockets go; ports and logs files stay. Keeps a
+    // long-lived daemon's memory bounded by what is up.
+    std::erase_if(m_projects, [&](const std::unique_ptr<Project>& project) {
+        if (project->desired_up) {
+            return false;
+        }
+        for (const auto& key : m_stop_queue) {
+            if (key.project == project->name) {
+                return false;
+            }
+        }
+        for (const auto& service : project->services) {
+            if (service->waiting ||
+                (service->supervisor && !is_down(service->supervisor->status().state))) {
+                return false;
+            }
+        }
+        for (auto& service : project->services) {
+            if (service->supervisor && service->observer != 0) {
+                service->supervisor->remove_observer(service->observer);
+            }
+        }
+        return true;
+    });
     // Drop removed services once they are down (never from inside their own
     // observer: this runs from a posted task or a request).
     for (auto& project : m_projects) {

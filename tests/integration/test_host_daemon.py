@@ -153,3 +153,28 @@ def test_other_build_of_the_cli_restarts_the_daemon(host, tmp_path):
         timeout=60).stdout)["services"] if x["name"] == "web"]) and s[0]["state"] == "running"
         and s[0], what="web back after the daemon restart")
     assert web["pid"] != old["pid"]
+
+
+def test_env_shows_the_injected_variables_when_the_project_is_up(host):
+    project = host.project("envy", f"""
+        [service.web]
+        command = "exec {PY} -m http.server $PORT --bind 127.0.0.1"
+        [service.worker]
+        command = "sleep 1000"
+        port = false
+    """, files={".env": "GREETING=hi\n"})
+    # Without a daemon: no assigned port is known yet.
+    before = host.run("env", "worker", cwd=project, check=True).stdout
+    assert "LOCALD_PORT_WEB=" not in before
+    assert not (host.home / "run" / "daemon.sock").exists()  # `env` does not start one
+    host.run("up", project, check=True)
+    port = host.service("web")["port"]
+    after = host.run("env", "worker", "--explain", cwd=project, check=True).stdout
+    lines = after.splitlines()
+    assert f"LOCALD_PORT_WEB={port}  # injected by locald" in lines
+    assert any(l.startswith("NOTIFY_SOCKET=") for l in lines)
+    assert any(l.startswith("GREETING=hi  # ") and ".env:1" in l for l in lines)
+    # It is what the running process really has.
+    pid = host.service("worker")["pid"]
+    environ = open(f"/proc/{pid}/environ", "rb").read().split(b"\0")
+    assert f"LOCALD_PORT_WEB={port}".encode() in environ

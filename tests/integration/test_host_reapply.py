@@ -58,3 +58,20 @@ port = false
     assert result.returncode == 3
     still = {s["name"]: s["pid"] for s in host.status()["services"]}
     assert still == {n: s["pid"] for n, s in after.items()}
+
+
+def test_down_then_up_keeps_the_port(host):
+    project = host.project("again", f"""
+        [service.web]
+        command = "exec {PY} -m http.server $PORT --bind 127.0.0.1"
+    """)
+    host.run("up", project, check=True)
+    first = host.service("web")
+    host.run("down", project, check=True)
+    assert not pid_alive(first["pid"])
+    assert host.status() == {"services": []}
+    host.run("up", project, check=True)
+    second = host.service("web")
+    assert second["state"] == "ready"
+    assert second["port"] == first["port"]
+    assert second["pid"] != first["pid"]
