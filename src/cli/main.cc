@@ -24,13 +24,10 @@ int main(int argc, char** argv) {
         return kExitUsage;
     }
     std::vector<std::string> rest(args.begin() + 1, args.end());
-    for (const auto& arg : rest) {
-        if (arg == "--") {
-            break;
-        }
-        if (arg == "--help" || arg == "-h") {
-            return run_help(std::vector<std::string>{std::string(command->name)});
-        }
+    // Only a leading --help asks for help: later ones may belong to a payload
+    // (`locald container run IMG ls --help`, `locald run web -- cmd --help`).
+    if (!rest.empty() && (rest[0] == "--help" || rest[0] == "-h")) {
+        return run_help(std::vector<std::string>{std::string(command->name)});
     }
     return command->run(rest);
 }

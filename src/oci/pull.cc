@@ -141,6 +141,9 @@ base::Result<PulledImage> pull_from(ContentStore& store, const Reference& ref,
                                     const Endpoint& endpoint, TransportOptions transport_options,
                                     const PullOptions& options, ProgressSink* progress) {
     auto client = TRY(RegistryClient::create(endpoint, std::move(transport_options)));
+    // Blobs committed below stay unreferenced until set_ref(); the shared
+    // lease keeps a concurrent `prune`/`rmi` from collecting them meanwhile.
+    auto write_lease = TRY(store.hold_write_lease());
     std::string source = fmt::format("{}/{}", endpoint.host, endpoint.repository);
     emit(progress, {ProgressKind::Resolving, "", ref.str(), "", -1, 0, source});
 
