@@ -10,5 +10,6 @@ function(locald_add_unit_tests)
   gtest_discover_tests(${ARG_NAME}
     PROPERTIES LABELS unit
     DISCOVERY_TIMEOUT 30
+    NO_PRETTY_VALUES
     TEST_PREFIX "${ARG_NAME}.")
 endfunction()

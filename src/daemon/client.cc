@@ -1,5 +1,6 @@
 #include "daemon/client.h"
 
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -17,9 +18,23 @@ base::Result<Client> Client::connect(const std::string& socket_path) {
 base::Result<int64_t> Client::send_request(std::string_view method, const base::Json& params) {
     int64_t id = m_next_id++;
     std::string line = encode_request(id, method, params);
-    if (auto written = base::write_all(m_fd.get(), line); !written) {
-        return base::unavailable("sending `{}` to the daemon: {}", method,
-                                 written.error().to_string());
+    size_t offset = 0;
+    while (offset < line.size()) {
+        // MSG_NOSIGNAL: a daemon that hangs up must give the CLI an error to
+        // print, not a silent death by SIGPIPE.
+        ssize_t n = ::send(m_fd.get(), line.data() + offset, line.size() - offset, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n < 0) {
+            base::Error failed = base::errno_error("sending `{}` to the daemon", method);
+            // A daemon that refuses a peer says why before closing; prefer that.
+            if (auto said = read_message(); said && said->kind == Message::Kind::Error) {
+                return std::move(*said->error);
+            }
+            return base::Error(base::ErrorKind::Unavailable, failed.to_string());
+        }
+        offset += static_cast<size_t>(n);
     }
     return id;
 }
