@@ -1,5 +1,4 @@
 // `locald restart [SERVICE…]`.
-#include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
 #include "cli/ipc_client.h"
@@ -16,21 +15,7 @@ const char kRestartHelp[] =
     "`project:name`. Without SERVICE: every service of the current directory's project.\n";
 
 int run_restart(std::span<const std::string> args) {
-    auto parsed = parse_args(args, {});
-    if (!parsed) {
-        return report_usage("restart", parsed.error());
-    }
-    base::Json names = base::Json::array();
-    for (const auto& name : parsed->positional()) {
-        names.push_back(name);
-    }
-    auto client = connect_daemon();
-    if (!client) {
-        return report_error(client.error());
-    }
-    return call_with_progress(
-        *client, "restart",
-        base::Json::object({{"names", std::move(names)}, {"cwd", current_dir()}}));
+    return run_service_names_command("restart", args);
 }
 
 }  // namespace locald::cli

@@ -1,5 +1,4 @@
 // `locald start [SERVICE…]`.
-#include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
 #include "cli/ipc_client.h"
@@ -17,21 +16,7 @@ const char kStartHelp[] =
     "`project:name`. Without SERVICE: every service of the current directory's project.\n";
 
 int run_start(std::span<const std::string> args) {
-    auto parsed = parse_args(args, {});
-    if (!parsed) {
-        return report_usage("start", parsed.error());
-    }
-    base::Json names = base::Json::array();
-    for (const auto& name : parsed->positional()) {
-        names.push_back(name);
-    }
-    auto client = connect_daemon();
-    if (!client) {
-        return report_error(client.error());
-    }
-    return call_with_progress(
-        *client, "start",
-        base::Json::object({{"names", std::move(names)}, {"cwd", current_dir()}}));
+    return run_service_names_command("start", args);
 }
 
 }  // namespace locald::cli

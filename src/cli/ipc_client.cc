@@ -16,6 +16,7 @@
 #include "base/paths.h"
 #include "base/sys.h"
 #include "base/version.h"
+#include "cli/args.h"
 #include "cli/command.h"
 #include "cli/output.h"
 
@@ -234,6 +235,23 @@ base::Result<std::string> absolute_dir(const std::string& path) {
         return base::errno_error("resolving `{}`", path);
     }
     return std::string(resolved);
+}
+
+int run_service_names_command(std::string_view method, std::span<const std::string> args) {
+    auto parsed = parse_args(args, {});
+    if (!parsed) {
+        return report_usage(method, parsed.error());
+    }
+    base::Json names = base::Json::array();
+    for (const auto& name : parsed->positional()) {
+        names.push_back(name);
+    }
+    auto client = connect_daemon();
+    if (!client) {
+        return report_error(client.error());
+    }
+    return call_with_progress(
+        *client, method, base::Json::object({{"names", std::move(names)}, {"cwd", current_dir()}}));
 }
 
 }  // namespace locald::cli

@@ -9,6 +9,8 @@
 // its lock to be released and starts this build's daemon, which restores them.
 #pragma once
 
+#include <span>
+
 #include <string>
 #include <vector>
 
@@ -43,6 +45,11 @@ base::Json environment_json();
 
 // The current directory (absolute, symlinks resolved).
 std::string current_dir();
+
+// `locald start|stop|restart [SERVICE…]`: the same request shape for all
+// three (names resolved by the daemon against the cwd's project), with
+// progress shown like `up`.
+int run_service_names_command(std::string_view method, std::span<const std::string> args);
 
 // Absolute, symlinks resolved; NotFound when it does not exist.
 base::Result<std::string> absolute_dir(const std::string& path);
