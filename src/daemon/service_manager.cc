@@ -515,6 +515,9 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
     host::SupervisorOptions options;
     options.name = project.name + ":" + spec.name;
     options.track = m_options.track;
+    // A daemon killed with SIGKILL must not leave a service that ignores the
+    // PTY hangup running until the next daemon sweeps it.
+    options.parent_death_signal = SIGKILL;
     if (!spec.runs_on_host() || spec.command.empty()) {
         return base::unsupported(
             "service `{}` is a {} service; this daemon runs host commands only (the container "

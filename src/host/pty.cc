@@ -232,6 +232,7 @@ base::Result<PtyChild> spawn_in_pty(const ExecPlan& plan, const SpawnOptions& op
         options.cgroup_procs_path.empty() ? nullptr : options.cgroup_procs_path.c_str();
     const char* cwd = plan.cwd.empty() ? nullptr : plan.cwd.c_str();
     const int parent_death_signal = options.parent_death_signal;
+    const pid_t supervisor_pid = ::getpid();
 
     pid_t pid = ::fork();
     if (pid < 0) {
@@ -261,6 +262,12 @@ base::Result<PtyChild> spawn_in_pty(const ExecPlan& plan, const SpawnOptions& op
         }
         if (parent_death_signal != 0) {
             ::prctl(PR_SET_PDEATHSIG, parent_death_signal);
+            // The parent may have died before prctl took effect: then no
+            // signal will ever come, so act as if it had.
+            if (::getppid() != supervisor_pid) {
+                ::raise(parent_death_signal);
+                ::_exit(128 + parent_death_signal);
+            }
         }
         // Nothing of the supervisor leaks into the service: every other fd is
         // closed at exec (the status pipe must live until then).

@@ -290,6 +290,7 @@ void Supervisor::do_spawn() {
     }
     SpawnOptions spawn_options;
     spawn_options.cgroup_procs_path = m_tree->cgroup_procs_path();
+    spawn_options.parent_death_signal = m_options.parent_death_signal;
     auto child = spawn_in_pty(plan, spawn_options);
     if (!child) {
         std::string reason = child.error().to_string();

@@ -68,6 +68,11 @@ struct SupervisorOptions {
     bool notify_socket = true;
     std::string notify_socket_path;
     TrackMode track = TrackMode::Auto;
+    // Sent to the service's main process if the supervising thread dies
+    // (PR_SET_PDEATHSIG): the backstop for a daemon killed with SIGKILL whose
+    // services ignore the PTY hangup. 0 = none. The supervisor must then stay
+    // on one long-lived thread (the daemon's event loop thread).
+    int parent_death_signal = 0;
 };
 
 class Supervisor {

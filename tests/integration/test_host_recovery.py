@@ -18,7 +18,8 @@ def test_kill_daemon_then_up_same_ports_no_duplicates(host):
         command = "exec {PY} -m http.server $PORT --bind 127.0.0.1"
 
         [service.worker]
-        # Ignores SIGHUP, so only the next daemon's leftover sweep can end it.
+        # Ignores SIGHUP: only the parent-death signal (or the next daemon's
+        # leftover sweep) can end it.
         command = "trap '' HUP; while :; do sleep 0.2; done"
         port = false
     """)
@@ -29,6 +30,10 @@ def test_kill_daemon_then_up_same_ports_no_duplicates(host):
     wait_until(lambda: not pid_alive(daemon), what="daemon gone")
     # The PTY hangup ends the web server (default SIGHUP).
     wait_until(lambda: not pid_alive(before["web"]["pid"]), what="web ended by the hangup")
+    # The worker ignores the hangup: the parent-death signal (SIGKILL) ends its
+    # main process without waiting for a next daemon.
+    wait_until(lambda: not pid_alive(before["worker"]["pid"]),
+               what="worker ended by the parent-death signal")
 
     result = host.run("up", project, check=True)
     assert host.daemon_pid() != daemon
@@ -37,7 +42,7 @@ def test_kill_daemon_then_up_same_ports_no_duplicates(host):
     assert after["web"]["port"] == before["web"]["port"]
     assert after["web"]["pid"] != before["web"]["pid"]
     assert after["worker"]["state"] == "running"
-    # The worker that survived the hangup was ended, not duplicated.
+    # The worker that ignored the hangup was ended, not duplicated.
     assert not pid_alive(before["worker"]["pid"])
     assert copies(host, "web") == [after["web"]["pid"]]
     worker_copies = copies(host, "worker")
