@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/image_common.h"
 #include "oci/pull.h"
 
 namespace locald::cli {
@@ -59,17 +60,7 @@ int run_pull(std::span<const std::string> args) {
         }
         options.parallel = n;
     }
-    bool quiet = parsed->has("quiet");
-    std::unique_ptr<oci::ProgressSink> sink;
-    if (parsed->has("json")) {
-        sink = std::make_unique<oci::JsonProgress>(stderr);
-    } else if (!quiet) {
-        if (isatty(STDERR_FILENO)) {
-            sink = std::make_unique<oci::TtyProgress>(stderr);
-        } else {
-            sink = std::make_unique<oci::LineProgress>(stderr);
-        }
-    }
+    auto sink = make_progress_sink(parsed->has("json"), parsed->has("quiet"));
     auto store = oci::ContentStore::open_default();
     if (!store) {
         return report_error(store.error());

@@ -7,6 +7,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/image_common.h"
 #include "oci/push.h"
 
 namespace locald::cli {
@@ -45,16 +46,7 @@ int run_push(std::span<const std::string> args) {
     if (positional.size() == 2) {
         options.remote_reference = positional[1];
     }
-    std::unique_ptr<oci::ProgressSink> sink;
-    if (parsed->has("json")) {
-        sink = std::make_unique<oci::JsonProgress>(stderr);
-    } else if (!parsed->has("quiet")) {
-        if (isatty(STDERR_FILENO)) {
-            sink = std::make_unique<oci::TtyProgress>(stderr);
-        } else {
-            sink = std::make_unique<oci::LineProgress>(stderr);
-        }
-    }
+    auto sink = make_progress_sink(parsed->has("json"), parsed->has("quiet"));
     auto store = oci::ContentStore::open_default();
     if (!store) {
         return report_error(store.error());

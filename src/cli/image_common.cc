@@ -1,5 +1,7 @@
 #include "cli/image_common.h"
 
+#include <unistd.h>
+
 #include "oci/manifest.h"
 
 namespace locald::cli {
@@ -38,6 +40,19 @@ base::Json descriptor_json(const oci::Descriptor& descriptor) {
     // The oci module's own serialisation, so the JSON matches index.json.
     auto json = base::Json::parse(oci::serialize_descriptor_json(descriptor));
     return json ? json.release_value() : base::Json();
+}
+
+std::unique_ptr<oci::ProgressSink> make_progress_sink(bool json, bool quiet) {
+    if (json) {
+        return std::make_unique<oci::JsonProgress>(stderr);
+    }
+    if (quiet) {
+        return nullptr;
+    }
+    if (isatty(STDERR_FILENO)) {
+        return std::make_unique<oci::TtyProgress>(stderr);
+    }
+    return std::make_unique<oci::LineProgress>(stderr);
 }
 
 }  // namespace locald::cli

@@ -150,6 +150,20 @@ public:
     }
 
 private:
+    // Streams each service's changes to the caller until all of `keys` satisfy
+    // `predicate`, then answers with their final views (up/start/restart).
+    void report_until(const std::shared_ptr<Call>& call, std::vector<ServiceKey> keys,
+                      std::function<bool(const ServiceView&)> predicate) {
+        send_progress(call, keys);
+        auto watched = keys;
+        wait_for(
+            call, std::move(watched), std::move(predicate),
+            [call](const ServiceView& view) {
+                call->event(Json::object({{"service", to_json(view, true)}}));
+            },
+            [this, call, keys] { finish_with_services(call, keys); });
+    }
+
     // Calls `done` once `predicate` holds for every key (checked now and after
     // every status change); the wait ends early if the client goes away.
     void wait_for(const std::shared_ptr<Call>& call, std::vector<ServiceKey> keys,
@@ -248,13 +262,7 @@ private:
         }
         auto keys = targets.release_value();
         call->event(Json::object({{"project", keys.empty() ? "" : keys.front().project}}));
-        send_progress(call, keys);
-        wait_for(
-            call, keys, settled_for_up,
-            [call](const ServiceView& view) {
-                call->event(Json::object({{"service", to_json(view, true)}}));
-            },
-            [this, call, keys] { finish_with_services(call, keys); });
+        report_until(call, std::move(keys), settled_for_up);
     }
 
     void handle_down(std::shared_ptr<Call> call) {
@@ -320,13 +328,7 @@ private:
             }
             predicate = settled_for_up;
         }
-        send_progress(call, list);
-        wait_for(
-            call, list, predicate,
-            [call](const ServiceView& view) {
-                call->event(Json::object({{"service", to_json(view, true)}}));
-            },
-            [this, call, list] { finish_with_services(call, list); });
+        report_until(call, std::move(list), std::move(predicate));
     }
 
     void handle_status(std::shared_ptr<Call> call) {
