@@ -1375,6 +1375,20 @@ std::optional<ServiceView> ServiceManager::view(const ServiceKey& key) const {
     return std::nullopt;
 }
 
+std::vector<std::string> ServiceManager::dependencies(const ServiceKey& key) const {
+    std::vector<std::string> out;
+    if (const Project* project = find_project(key.project)) {
+        for (const auto& service : project->services) {
+            if (service->spec.name == key.service && !service->removing) {
+                for (const auto& dependency : service->spec.depends_on) {
+                    out.push_back(dependency.service);
+                }
+            }
+        }
+    }
+    return out;
+}
+
 std::vector<ServiceKey> ServiceManager::keys() const {
     std::vector<ServiceKey> out;
     for (const auto& project : m_projects) {

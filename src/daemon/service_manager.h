@@ -130,6 +130,8 @@ public:
     std::vector<ServiceView> views() const;
     std::optional<ServiceView> view(const ServiceKey& key) const;
     host::Supervisor* supervisor(const ServiceKey& key);
+    // The services `key` depends on (its project's names), in spec order.
+    std::vector<std::string> dependencies(const ServiceKey& key) const;
     std::vector<ServiceKey> keys() const;
 
     // The environment and workdir `key` runs with (for `run` and `env`).
