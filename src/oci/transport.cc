@@ -36,6 +36,16 @@ bool is_sensitive_ip(const std::string& host) {
     return host == "localhost";
 }
 
+// `host[:port]` as certs.d names it: the port only when it is not the
+// scheme's default, IPv6 literals in brackets.
+std::string certs_key(const UrlOrigin& origin) {
+    std::string host =
+        origin.host.find(':') != std::string::npos ? "[" + origin.host + "]" : origin.host;
+    bool default_port = (origin.scheme == "https" && origin.port == 443) ||
+                        (origin.scheme == "http" && origin.port == 80);
+    return default_port ? host : fmt::format("{}:{}", host, origin.port);
+}
+
 std::string join(const std::vector<std::string>& items, std::string_view separator) {
     std::string out;
     for (const auto& item : items) {
@@ -315,11 +325,7 @@ base::Result<std::string> RegistryTransport::fetch_token(const Challenge& challe
     }
 
     auto exchange = [&](HttpRequest request) -> base::Result<HttpResponse> {
-        request.tls = m_options.config.tls_for(
-            fmt::format("{}{}", realm_origin.host,
-                        (realm_origin.port == 443 || realm_origin.port == 80)
-                            ? ""
-                            : fmt::format(":{}", realm_origin.port)));
+        request.tls = m_options.config.tls_for(certs_key(realm_origin));
         request.max_buffered_body = 1 << 20;
         HttpResponse response;
         for (int attempt = 1;; ++attempt) {
@@ -459,11 +465,9 @@ base::Result<HttpResponse> RegistryTransport::perform(HttpRequest request, const
         }
         current = next_origin;
         request.url = next;
-        // libcurl uses the TLS settings we give; those of certs.d belong to
-        // the registry host only.
-        if (next_origin != m_origin) {
-            request.tls = TlsOptions{};
-        }
+        // certs.d material is per host: the next hop gets its own CA and
+        // client certificate (if it has any), never the registry's.
+        request.tls = m_options.config.tls_for(certs_key(next_origin));
         if (response.status == 303 ||
             ((response.status == 301 || response.status == 302) && request.method == "POST")) {
             request.method = "GET";
@@ -485,7 +489,9 @@ base::Result<HttpResponse> RegistryTransport::send(const TransportRequest& reque
     http.max_buffered_body = request.max_buffered_body;
     http.tls = m_options.config.tls_for(m_endpoint.host);
     if (auto origin = TRY(url_origin(http.url)); origin != m_origin) {
-        http.tls = TlsOptions{};
+        // An absolute URL (an upload Location) elsewhere: that host's own
+        // certs.d material, never the registry's.
+        http.tls = m_options.config.tls_for(certs_key(origin));
     }
 
     auto auth = TRY(authorization(request.scopes, false));

@@ -2,12 +2,19 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <openssl/bio.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 
 namespace locald::oci::testing {
@@ -21,9 +28,30 @@ std::string lower(std::string text) {
     return text;
 }
 
-bool send_all(int fd, const char* data, size_t size) {
+// One accepted connection, plain or TLS.
+struct Connection {
+    int fd = -1;
+    SSL* ssl = nullptr;
+
+    ssize_t recv(char* buffer, size_t size) {
+        if (ssl) {
+            int n = SSL_read(ssl, buffer, static_cast<int>(size));
+            return n > 0 ? n : -1;
+        }
+        return ::recv(fd, buffer, size, 0);
+    }
+    ssize_t send(const char* data, size_t size) {
+        if (ssl) {
+            int n = SSL_write(ssl, data, static_cast<int>(std::min<size_t>(size, 1 << 20)));
+            return n > 0 ? n : -1;
+        }
+        return ::send(fd, data, size, MSG_NOSIGNAL);
+    }
+};
+
+bool send_all(Connection& connection, const char* data, size_t size) {
     while (size > 0) {
-        ssize_t n = ::send(fd, data, size, MSG_NOSIGNAL);
+        ssize_t n = connection.send(data, size);
         if (n <= 0) {
             if (n < 0 && errno == EINTR) {
                 continue;
@@ -79,7 +107,32 @@ FakeResponse error_response(int status, const std::string& code) {
     return response;
 }
 
-FakeServer::FakeServer(Handler handler) : m_handler(std::move(handler)) {
+static SSL_CTX* make_server_context(const FakeTls& tls) {
+    SSL_CTX* context = SSL_CTX_new(TLS_server_method());
+    BIO* cert_bio = BIO_new_mem_buf(tls.cert_pem.data(), static_cast<int>(tls.cert_pem.size()));
+    BIO* key_bio = BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size()));
+    X509* cert = PEM_read_bio_X509(cert_bio, nullptr, nullptr, nullptr);
+    EVP_PKEY* key = PEM_read_bio_PrivateKey(key_bio, nullptr, nullptr, nullptr);
+    if (!context || !cert || !key || SSL_CTX_use_certificate(context, cert) != 1 ||
+        SSL_CTX_use_PrivateKey(context, key) != 1) {
+        ERR_print_errors_fp(stderr);
+        std::abort();  // a TLS fake without a usable identity cannot test anything
+    }
+    X509_free(cert);
+    EVP_PKEY_free(key);
+    BIO_free(cert_bio);
+    BIO_free(key_bio);
+    return context;
+}
+
+FakeServer::FakeServer(Handler handler, std::optional<FakeTls> tls)
+    : m_handler(std::move(handler)) {
+    if (tls) {
+        // SSL_write has no MSG_NOSIGNAL: a client hanging up mid-response
+        // must not kill the test binary.
+        std::signal(SIGPIPE, SIG_IGN);
+        m_ssl_ctx = make_server_context(*tls);
+    }
     m_listen_fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
     ::setsockopt(m_listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
@@ -111,6 +164,9 @@ FakeServer::~FakeServer() {
         thread.join();
     }
     ::close(m_listen_fd);
+    if (m_ssl_ctx) {
+        SSL_CTX_free(m_ssl_ctx);
+    }
 }
 
 void FakeServer::set_handler(Handler handler) {
@@ -158,21 +214,38 @@ void FakeServer::close_connection(int fd) {
 }
 
 void FakeServer::serve(int fd) {
+    Connection connection{fd, nullptr};
+    if (m_ssl_ctx) {
+        connection.ssl = SSL_new(m_ssl_ctx);
+        SSL_set_fd(connection.ssl, fd);
+        if (SSL_accept(connection.ssl) != 1) {
+            // The client refused our certificate, or spoke plain HTTP.
+            SSL_free(connection.ssl);
+            close_connection(fd);
+            return;
+        }
+    }
+    auto finish = [&] {
+        if (connection.ssl) {
+            SSL_free(connection.ssl);
+        }
+        close_connection(fd);
+    };
     std::string buffer;
     char chunk[65536];
     while (!m_stop) {
         // Read the request head.
         size_t head_end;
         while ((head_end = buffer.find("\r\n\r\n")) == std::string::npos) {
-            ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+            ssize_t n = connection.recv(chunk, sizeof(chunk));
             if (n <= 0) {
-                close_connection(fd);
+                finish();
                 return;
             }
             buffer.append(chunk, static_cast<size_t>(n));
-            if (!buffer.empty() && buffer[0] == 0x16) {
-                // A TLS ClientHello: this server is plain HTTP only.
-                close_connection(fd);
+            if (!connection.ssl && !buffer.empty() && buffer[0] == 0x16) {
+                // A TLS ClientHello to a plain HTTP server.
+                finish();
                 return;
             }
         }
@@ -208,9 +281,9 @@ void FakeServer::serve(int fd) {
             length = std::stoul(it->second);
         }
         while (buffer.size() < length) {
-            ssize_t n = ::recv(fd, chunk, sizeof(chunk), 0);
+            ssize_t n = connection.recv(chunk, sizeof(chunk));
             if (n <= 0) {
-                close_connection(fd);
+                finish();
                 return;
             }
             buffer.append(chunk, static_cast<size_t>(n));
@@ -241,13 +314,13 @@ void FakeServer::serve(int fd) {
         if (request.method != "HEAD") {
             out += response.body.substr(0, response.cut_after.value_or(response.body.size()));
         }
-        if (!send_all(fd, out.data(), out.size()) || response.cut_after) {
+        if (!send_all(connection, out.data(), out.size()) || response.cut_after) {
             ::shutdown(fd, SHUT_RDWR);
-            close_connection(fd);
+            finish();
             return;
         }
     }
-    close_connection(fd);
+    finish();
 }
 
 }  // namespace locald::oci::testing

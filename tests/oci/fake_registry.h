@@ -1,7 +1,10 @@
 // tests/oci/fake_registry.h — a tiny in-process HTTP/1.1 server for fault
 // injection only (challenges, 429, 5xx, cut bodies, bad Range handling,
-// wrong digests, cross-host redirects). Real registry behaviour is tested
-// against Debian's docker-registry in tests/integration.
+// wrong digests, cross-host redirects). Plain HTTP by default; given a
+// certificate and key (see test_pki.h) it speaks HTTPS instead, so the rules
+// that only apply to https registries (no downgrade redirects, https token
+// realms) can be tested. Real registry behaviour is tested against Debian's
+// docker-registry in tests/integration.
 #pragma once
 
 #include <atomic>
@@ -15,7 +18,15 @@
 #include <utility>
 #include <vector>
 
+struct ssl_ctx_st;
+
 namespace locald::oci::testing {
+
+// Server identity for HTTPS mode (PEM text).
+struct FakeTls {
+    std::string cert_pem;
+    std::string key_pem;
+};
 
 struct FakeRequest {
     std::string method;
@@ -47,14 +58,18 @@ class FakeServer {
 public:
     using Handler = std::function<FakeResponse(const FakeRequest&)>;
 
-    explicit FakeServer(Handler handler);
+    explicit FakeServer(Handler handler, std::optional<FakeTls> tls = std::nullopt);
     ~FakeServer();
     FakeServer(const FakeServer&) = delete;
     FakeServer& operator=(const FakeServer&) = delete;
 
     int port() const { return m_port; }
     std::string host() const { return "127.0.0.1:" + std::to_string(m_port); }
-    std::string url() const { return "http://" + host(); }
+    // `localhost:PORT`: the same server under another origin (the test
+    // certificate names both), for cross-origin redirects.
+    std::string localhost() const { return "localhost:" + std::to_string(m_port); }
+    std::string scheme() const { return m_ssl_ctx ? "https" : "http"; }
+    std::string url() const { return scheme() + "://" + host(); }
 
     std::vector<FakeRequest> requests() const;
     // Requests whose path starts with `prefix`.
@@ -67,6 +82,7 @@ private:
     void close_connection(int fd);
 
     Handler m_handler;
+    ssl_ctx_st* m_ssl_ctx = nullptr;  // non-null in HTTPS mode
     int m_listen_fd = -1;
     int m_port = 0;
     std::atomic<bool> m_stop{false};
