@@ -22,13 +22,11 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
-#include "cli/image_common.h"
-#include "layers/unpack.h"
+#include "image/prepare.h"
 #include "ns/doctor.h"
 #include "ns/launcher.h"
 #include "ns/spec.h"
-#include "oci/image.h"
-#include "oci/pull.h"
+#include "oci/progress.h"
 
 namespace locald::cli {
 
@@ -61,26 +59,6 @@ const char kContainerHelp[] =
     "  --rootfs DIR          use DIR as the root filesystem instead of an image\n";
 
 namespace {
-
-// What an image contributes to a run (its config), and its root filesystem.
-struct ImageDefaults {
-    std::vector<std::string> entrypoint;
-    std::vector<std::string> cmd;
-    std::vector<std::string> env;
-    std::string working_dir;
-    std::string user;
-};
-
-struct PreparedRootfs {
-    ImageDefaults defaults;
-    ns::Rootfs rootfs;
-    std::string scratch_dir;  // the container's writable layer; removed afterwards
-    layers::OwnershipPlan ownership;
-    ~PreparedRootfs();
-};
-
-base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const std::string& image,
-                                                                   const base::Paths& paths);
 
 void set_env(std::vector<std::string>& env, const std::string& entry) {
     std::string key = entry.substr(0, entry.find('='));
@@ -223,90 +201,6 @@ base::Result<int64_t> parse_positive(const std::string& flag, const std::string&
     return static_cast<int64_t>(value);
 }
 
-PreparedRootfs::~PreparedRootfs() {
-    if (!scratch_dir.empty()) {
-        // The writable layer holds files owned by subordinate ids: remove it
-        // as the container's root, in the same user namespace.
-        auto removed = layers::remove_tree(ownership, scratch_dir);
-        if (!removed) {
-            std::fprintf(stderr, "locald: warning: removing `%s`: %s\n", scratch_dir.c_str(),
-                         removed.error().to_string().c_str());
-        }
-    }
-}
-
-base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const std::string& image_text,
-                                                                   const base::Paths& paths) {
-    auto ref = TRY(oci::Reference::parse(image_text));
-    auto store = TRY(open_image_store());
-    auto image = oci::resolve_image(store, ref);
-    if (!image && image.error().kind() == base::ErrorKind::NotFound) {
-        // Not in the store: pull it, as `docker run` does.
-        oci::PullOptions pull;
-        pull.reference = image_text;
-        oci::LineProgress progress(stderr);
-        TRY(oci::pull(store, pull, &progress));
-        image = oci::resolve_image(store, ref);
-    }
-    if (!image) {
-        return image.release_error();
-    }
-    auto prepared = std::make_unique<PreparedRootfs>();
-    const oci::ContainerConfig& config = image->config.config;
-    prepared->defaults.entrypoint = config.entrypoint.value_or(std::vector<std::string>{});
-    prepared->defaults.cmd = config.cmd.value_or(std::vector<std::string>{});
-    prepared->defaults.env = config.env;
-    prepared->defaults.working_dir = config.working_dir;
-    prepared->defaults.user = config.user;
-
-    prepared->ownership = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
-    auto snapshot_store = TRY(layers::SnapshotStore::open(store.data_dir()));
-    std::vector<std::string> warnings;
-    auto snapshots = TRY(
-        layers::prepare_snapshots(store, *image, snapshot_store, prepared->ownership, &warnings));
-    for (const auto& warning : warnings) {
-        std::fprintf(stderr, "locald: warning: %s\n", warning.c_str());
-    }
-    std::string containers = store.data_dir() + "/containers";
-    if (::mkdir(containers.c_str(), 0700) != 0 && errno != EEXIST) {
-        return base::errno_error("creating `{}`", containers);
-    }
-    std::string dir = containers + "/run-XXXXXX";
-    if (::mkdtemp(dir.data()) == nullptr) {
-        return base::errno_error("creating a container directory under `{}`", containers);
-    }
-    prepared->scratch_dir = dir;
-    // Overlay (no copy) when the kernel mounts it inside our user namespace.
-    bool overlay = ns::userns_overlay_works();
-    auto plan = TRY(layers::build_rootfs(snapshots, dir, overlay, prepared->ownership));
-    if (plan.kind == layers::RootfsPlan::Kind::Overlay) {
-        std::string merged = dir + "/merged";
-        if (::mkdir(merged.c_str(), 0755) != 0) {
-            return base::errno_error("creating `{}`", merged);
-        }
-        prepared->rootfs.path = merged;
-        ns::RootfsMount mount;
-        mount.type = plan.overlay.type;
-        mount.source = plan.overlay.source;
-        std::string options = plan.overlay.options();
-        size_t start = 0;
-        for (;;) {
-            size_t comma = options.find(',', start);
-            mount.options.push_back(
-                options.substr(start, comma == std::string::npos ? comma : comma - start));
-            if (comma == std::string::npos) {
-                break;
-            }
-            start = comma + 1;
-        }
-        prepared->rootfs.mounts.push_back(std::move(mount));
-    } else {
-        prepared->rootfs.path = plan.rootfs;
-    }
-    (void)paths;
-    return prepared;
-}
-
 }  // namespace
 
 int run_container_run(std::span<const std::string> args) {
@@ -349,8 +243,8 @@ int run_container_run(std::span<const std::string> args) {
     spec.read_only_rootfs = parsed->has("read-only");
     spec.seccomp_cache_dir = paths->run + "/seccomp";
 
-    ImageDefaults defaults;
-    std::unique_ptr<PreparedRootfs> prepared;
+    image::ImageDefaults defaults;
+    std::unique_ptr<image::PreparedRootfs> prepared;
     std::vector<std::string> cmd;
     if (auto rootfs = parsed->value("rootfs")) {
         auto dir = absolute(*rootfs);
@@ -363,11 +257,19 @@ int run_container_run(std::span<const std::string> args) {
         if (positional.empty()) {
             return report_usage("container", base::invalid_argument("missing IMAGE (or --rootfs)"));
         }
-        auto image = prepare_image_rootfs(positional[0], *paths);
-        if (!image) {
-            return report_error(image.error());
+        // Pull progress as `docker run` shows it: one line per layer.
+        oci::LineProgress progress(stderr);
+        image::PrepareOptions prepare;
+        prepare.reference = positional[0];
+        prepare.progress = &progress;
+        auto ready = image::prepare_image_rootfs(prepare);
+        if (!ready) {
+            return report_error(ready.error());
         }
-        prepared = std::move(*image);
+        prepared = std::move(*ready);
+        for (const auto& warning : prepared->warnings) {
+            std::fprintf(stderr, "locald: warning: %s\n", warning.c_str());
+        }
         defaults = prepared->defaults;
         spec.rootfs = prepared->rootfs;
         cmd.assign(positional.begin() + 1, positional.end());

@@ -36,6 +36,8 @@ const Command kCommands[] = {
     {"container", "Run a container in the foreground (rootless)", kContainerHelp, run_container},
     {"doctor", "Check what rootless containers need on this machine", kDoctorHelp, run_doctor},
     {"__launch", "Internal: run one container from a spec", kLaunchHelp, run_launch, true},
+    {"__prepare-image", "Internal: pull and prepare an image service's root filesystem",
+     kPrepareImageHelp, run_prepare_image, true},
 };
 
 }  // namespace

@@ -51,6 +51,8 @@ extern const char kContainerHelp[];
 int run_container(std::span<const std::string> args);
 extern const char kLaunchHelp[];
 int run_launch(std::span<const std::string> args);
+extern const char kPrepareImageHelp[];
+int run_prepare_image(std::span<const std::string> args);
 extern const char kImagesHelp[];
 int run_images(std::span<const std::string> args);
 extern const char kImageHelp[];

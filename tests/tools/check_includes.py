@@ -15,9 +15,10 @@ ALLOWED = {
     "oci": {"base"},
     "layers": {"base", "oci"},
     "ns": {"base"},
-    "cnb": {"base", "ns", "layers", "oci"},
-    "daemon": {"base", "config", "host", "oci", "layers", "ns", "cnb"},
-    "cli": {"base", "config", "host", "oci", "layers", "ns", "cnb", "daemon"},
+    "image": {"base", "oci", "layers", "ns"},
+    "cnb": {"base", "ns", "layers", "oci", "image"},
+    "daemon": {"base", "config", "host", "oci", "layers", "ns", "image", "cnb"},
+    "cli": {"base", "config", "host", "oci", "layers", "ns", "image", "cnb", "daemon"},
 }
 INCLUDE = re.compile(r'^\s*#\s*include\s+"([a-z_]+)/')
 

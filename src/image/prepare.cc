@@ -1,0 +1,242 @@
+#include "image/prepare.h"
+
+#include <errno.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+
+#include "base/paths.h"
+#include "ns/doctor.h"
+#include "oci/image.h"
+#include "oci/pull.h"
+#include "oci/reference.h"
+#include "oci/store.h"
+
+namespace locald::image {
+
+namespace {
+
+void step(const PrepareOptions& options, std::string_view name, std::string_view message) {
+    if (options.on_step) {
+        options.on_step(name, message);
+    }
+}
+
+std::vector<std::string> split(const std::string& text, char separator) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    for (;;) {
+        size_t at = text.find(separator, start);
+        out.push_back(text.substr(start, at == std::string::npos ? at : at - start));
+        if (at == std::string::npos) {
+            return out;
+        }
+        start = at + 1;
+    }
+}
+
+base::Json strings_json(const std::vector<std::string>& values) {
+    base::Json out = base::Json::array();
+    for (const auto& value : values) {
+        out.push_back(value);
+    }
+    return out;
+}
+
+base::Result<std::vector<std::string>> strings_from(const base::Json& object,
+                                                    std::string_view key) {
+    std::vector<std::string> out;
+    const base::Json* list = object.find(key);
+    if (list == nullptr || list->is_null()) {
+        return out;
+    }
+    if (!list->is_array()) {
+        return base::invalid_argument("`{}` must be an array of strings", key);
+    }
+    for (const auto& item : list->as_array()) {
+        if (!item.is_string()) {
+            return base::invalid_argument("`{}` must be an array of strings", key);
+        }
+        out.push_back(item.as_string());
+    }
+    return out;
+}
+
+std::string string_or_empty(const base::Json& object, std::string_view key) {
+    const base::Json* value = object.find(key);
+    return value && value->is_string() ? value->as_string() : std::string();
+}
+
+// The container dir must be ours and private; an existing one must be empty
+// (a leftover is removed by the caller first, through the user namespace).
+base::Result<std::string> make_container_dir(const std::string& data_dir,
+                                             const std::string& wanted) {
+    if (!wanted.empty()) {
+        if (::mkdir(wanted.c_str(), 0700) != 0 && errno != EEXIST) {
+            return base::errno_error("creating the container directory `{}`", wanted);
+        }
+        struct stat st;
+        if (::lstat(wanted.c_str(), &st) != 0) {
+            return base::errno_error("checking `{}`", wanted);
+        }
+        if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+            return base::failed_precondition("`{}` is not a directory owned by us", wanted);
+        }
+        ::chmod(wanted.c_str(), 0700);
+        return wanted;
+    }
+    std::string containers = data_dir + "/containers";
+    if (::mkdir(containers.c_str(), 0700) != 0 && errno != EEXIST) {
+        return base::errno_error("creating `{}`", containers);
+    }
+    std::string dir = containers + "/run-XXXXXX";
+    if (::mkdtemp(dir.data()) == nullptr) {
+        return base::errno_error("creating a container directory under `{}`", containers);
+    }
+    return dir;
+}
+
+}  // namespace
+
+PreparedRootfs::~PreparedRootfs() {
+    if (m_owned && !container_dir.empty()) {
+        // The writable layer holds files owned by subordinate ids: remove it
+        // as the container's root, in the same user namespace.
+        auto removed = layers::remove_tree(ownership, container_dir);
+        if (!removed) {
+            std::fprintf(stderr, "locald: warning: removing `%s`: %s\n", container_dir.c_str(),
+                         removed.error().to_string().c_str());
+        }
+    }
+}
+
+base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const PrepareOptions& options) {
+    auto ref = TRY(oci::Reference::parse(options.reference));
+    auto store = TRY(oci::ContentStore::open_default().context("opening the local image store"));
+    step(options, "resolving", fmt::format("resolving {}", ref.str()));
+    auto image = oci::resolve_image(store, ref);
+    if (!image && image.error().kind() == base::ErrorKind::NotFound && options.pull_if_missing) {
+        // Not in the store: pull it, as `docker run` does.
+        step(options, "pulling", fmt::format("pulling {}", ref.str()));
+        oci::PullOptions pull;
+        pull.reference = options.reference;
+        TRY(oci::pull(store, pull, options.progress));
+        image = oci::resolve_image(store, ref);
+    }
+    if (!image) {
+        return image.release_error();
+    }
+    auto prepared = std::make_unique<PreparedRootfs>();
+    prepared->reference = ref.str();
+    prepared->image_digest = image->manifest_descriptor.digest.str();
+    const oci::ContainerConfig& config = image->config.config;
+    prepared->defaults.entrypoint = config.entrypoint.value_or(std::vector<std::string>{});
+    prepared->defaults.cmd = config.cmd.value_or(std::vector<std::string>{});
+    prepared->defaults.env = config.env;
+    prepared->defaults.working_dir = config.working_dir;
+    prepared->defaults.user = config.user;
+
+    prepared->ownership = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
+    auto snapshot_store = TRY(layers::SnapshotStore::open(store.data_dir()));
+    step(options, "unpacking",
+         fmt::format("unpacking {} ({} layers)", ref.str(), image->manifest.layers.size()));
+    auto snapshots = TRY(layers::prepare_snapshots(store, *image, snapshot_store,
+                                                   prepared->ownership, &prepared->warnings));
+    std::string dir = TRY(make_container_dir(store.data_dir(), options.container_dir));
+    prepared->container_dir = dir;
+    // Overlay (no copy) when the kernel mounts it inside our user namespace.
+    bool overlay = ns::userns_overlay_works();
+    step(options, "rootfs",
+         overlay ? std::string("creating the writable layer (overlay)")
+                 : std::string("copying the root filesystem (no overlay in a user namespace)"));
+    auto plan = TRY(layers::build_rootfs(snapshots, dir, overlay, prepared->ownership));
+    if (plan.kind == layers::RootfsPlan::Kind::Overlay) {
+        std::string merged = dir + "/merged";
+        if (::mkdir(merged.c_str(), 0755) != 0 && errno != EEXIST) {
+            return base::errno_error("creating `{}`", merged);
+        }
+        prepared->rootfs.path = merged;
+        ns::RootfsMount mount;
+        mount.type = plan.overlay.type;
+        mount.source = plan.overlay.source;
+        mount.options = split(plan.overlay.options(), ',');
+        prepared->rootfs.mounts.push_back(std::move(mount));
+    } else {
+        prepared->rootfs.path = plan.rootfs;
+    }
+    return prepared;
+}
+
+base::Result<void> remove_container_dir(const std::string& dir) {
+    struct stat st;
+    if (::lstat(dir.c_str(), &st) != 0) {
+        if (errno == ENOENT) {
+            return base::ok();
+        }
+        return base::errno_error("checking `{}`", dir);
+    }
+    auto plan = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
+    return layers::remove_tree(plan, dir);
+}
+
+base::Json prepared_to_json(const PreparedRootfs& prepared) {
+    base::Json mounts = base::Json::array();
+    for (const auto& mount : prepared.rootfs.mounts) {
+        mounts.push_back(base::Json::object({{"type", mount.type},
+                                             {"source", mount.source},
+                                             {"options", strings_json(mount.options)}}));
+    }
+    const ImageDefaults& d = prepared.defaults;
+    return base::Json::object({
+        {"reference", prepared.reference},
+        {"digest", prepared.image_digest},
+        {"defaults", base::Json::object({{"entrypoint", strings_json(d.entrypoint)},
+                                         {"cmd", strings_json(d.cmd)},
+                                         {"env", strings_json(d.env)},
+                                         {"working_dir", d.working_dir},
+                                         {"user", d.user}})},
+        {"rootfs", base::Json::object({{"path", prepared.rootfs.path}, {"mounts", mounts}})},
+        {"container_dir", prepared.container_dir},
+    });
+}
+
+base::Result<PreparedInfo> prepared_from_json(const base::Json& json) {
+    if (!json.is_object()) {
+        return base::invalid_argument("prepared image: expected an object");
+    }
+    PreparedInfo info;
+    info.reference = string_or_empty(json, "reference");
+    info.image_digest = string_or_empty(json, "digest");
+    info.container_dir = string_or_empty(json, "container_dir");
+    if (const base::Json* d = json.find("defaults"); d && d->is_object()) {
+        info.defaults.entrypoint = TRY(strings_from(*d, "entrypoint"));
+        info.defaults.cmd = TRY(strings_from(*d, "cmd"));
+        info.defaults.env = TRY(strings_from(*d, "env"));
+        info.defaults.working_dir = string_or_empty(*d, "working_dir");
+        info.defaults.user = string_or_empty(*d, "user");
+    }
+    const base::Json* rootfs = json.find("rootfs");
+    if (rootfs == nullptr || !rootfs->is_object()) {
+        return base::invalid_argument("prepared image: missing `rootfs`");
+    }
+    info.rootfs.path = string_or_empty(*rootfs, "path");
+    if (info.rootfs.path.empty() || info.rootfs.path.front() != '/') {
+        return base::invalid_argument("prepared image: `rootfs.path` must be absolute");
+    }
+    if (const base::Json* mounts = rootfs->find("mounts"); mounts && mounts->is_array()) {
+        for (const auto& m : mounts->as_array()) {
+            if (!m.is_object()) {
+                return base::invalid_argument("prepared image: a rootfs mount is not an object");
+            }
+            ns::RootfsMount mount;
+            mount.type = string_or_empty(m, "type");
+            mount.source = string_or_empty(m, "source");
+            mount.options = TRY(strings_from(m, "options"));
+            info.rootfs.mounts.push_back(std::move(mount));
+        }
+    }
+    return info;
+}
+
+}  // namespace locald::image
