@@ -1,10 +1,12 @@
 #include "layers/snapshot_store.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cstdlib>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -70,7 +72,159 @@ void fix_implicit_dirs(const std::string& fs, const std::vector<std::string>& im
     }
 }
 
+// flock that retries EINTR; `nonblocking` failures come back as EWOULDBLOCK.
+base::Result<void> flock_fd(int fd, int op, const std::string& what) {
+    while (flock(fd, op) != 0) {
+        if (errno != EINTR) {
+            return base::errno_error("locking `{}`", what);
+        }
+    }
+    return base::ok();
+}
+
+constexpr const char* kLeaseDir = ".leases";
+constexpr const char* kLockFile = ".lock";
+
+base::Result<UniqueFd> open_lock(const std::string& root) {
+    std::string path = root + "/" + kLockFile;
+    return base::open_file(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
 }  // namespace
+
+SnapshotLease& SnapshotLease::operator=(SnapshotLease&& other) noexcept {
+    if (this != &other) {
+        drop();
+        m_path = std::move(other.m_path);
+        m_fd = std::move(other.m_fd);
+        m_bound = other.m_bound;
+        other.m_path.clear();
+    }
+    return *this;
+}
+
+SnapshotLease::~SnapshotLease() {
+    drop();
+}
+
+void SnapshotLease::drop() {
+    if (m_fd.valid() && !m_bound) {
+        (void)unlink(m_path.c_str());
+    }
+    m_fd.reset();
+}
+
+base::Result<void> SnapshotLease::bind_to(const std::string& dir) {
+    if (!m_fd.valid()) {
+        return base::failed_precondition("binding an empty snapshot lease");
+    }
+    if (dir.empty() || dir[0] != '/' || dir.find('\n') != std::string::npos) {
+        return base::invalid_argument("a lease is bound to an absolute path, not `{}`", dir);
+    }
+    // One append: a concurrent reader sees the chain lines either way.
+    TRY(base::write_all(m_fd.get(), "dir " + dir + "\n"));
+    m_bound = true;
+    return base::ok();
+}
+
+base::Result<SnapshotLease> SnapshotStore::lease(const std::vector<std::string>& chain_ids) const {
+    std::string content;
+    for (const auto& chain : chain_ids) {
+        if (!is_valid_sha256_digest(chain)) {
+            return base::invalid_argument("invalid chain ID `{}`", chain);
+        }
+        content += "chain " + chain + "\n";
+    }
+    TRY(base::mkdir_p(m_root + "/" + kLeaseDir, 0700));
+    // Shared: leases are created concurrently, never during a prune.
+    UniqueFd lock = TRY(open_lock(m_root));
+    TRY(flock_fd(lock.get(), LOCK_SH, m_root + "/" + kLockFile));
+    std::string path = m_root + "/" + kLeaseDir + "/lease-XXXXXX";
+    int fd = mkostemp(path.data(), O_CLOEXEC | O_APPEND);
+    if (fd < 0) {
+        return base::errno_error("creating a snapshot lease in `{}/{}`", m_root, kLeaseDir);
+    }
+    SnapshotLease out;
+    out.m_fd = UniqueFd(fd);
+    out.m_path = path;
+    TRY(flock_fd(fd, LOCK_SH, path));
+    TRY(base::write_all(fd, content));
+    return out;
+}
+
+base::Result<UniqueFd> SnapshotStore::lock_exclusive() const {
+    UniqueFd lock = TRY(open_lock(m_root));
+    TRY(flock_fd(lock.get(), LOCK_EX, m_root + "/" + kLockFile));
+    return lock;
+}
+
+base::Result<LeaseScan> SnapshotStore::scan_leases() const {
+    LeaseScan scan;
+    std::string dir = m_root + "/" + kLeaseDir;
+    auto dir_fd = base::open_file(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (!dir_fd) {
+        if (dir_fd.error().errno_value() == ENOENT) {
+            return scan;
+        }
+        return dir_fd.release_error();
+    }
+    for (const auto& name : TRY(internal::list_dir(dir_fd->get()))) {
+        auto fd = base::open_at(dir_fd->get(), name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+        if (!fd) {
+            if (fd.error().errno_value() == ENOENT) {
+                continue;  // its holder dropped it meanwhile
+            }
+            return fd.release_error();
+        }
+        bool locked = flock(fd->get(), LOCK_EX | LOCK_NB) != 0;
+        if (locked && errno != EWOULDBLOCK) {
+            return base::errno_error("checking the lease `{}/{}`", dir, name);
+        }
+        std::string text = TRY(base::read_all(fd->get(), 1 << 20));
+        std::vector<std::string> chains;
+        std::string bound_dir;
+        size_t pos = 0;
+        while (pos < text.size()) {
+            size_t end = text.find('\n', pos);
+            if (end == std::string::npos) {
+                break;  // a line being appended: not there yet
+            }
+            std::string line = text.substr(pos, end - pos);
+            pos = end + 1;
+            if (line.starts_with("chain ") && is_valid_sha256_digest(line.substr(6))) {
+                chains.push_back(line.substr(6));
+            } else if (line.starts_with("dir ")) {
+                bound_dir = line.substr(4);
+            }
+        }
+        bool live = locked;
+        if (!live && !bound_dir.empty()) {
+            struct stat st;
+            live = lstat(bound_dir.c_str(), &st) == 0 || errno != ENOENT;
+        }
+        if (!live) {
+            if (unlinkat(dir_fd->get(), name.c_str(), 0) != 0 && errno != ENOENT) {
+                return base::errno_error("removing the stale lease `{}/{}`", dir, name);
+            }
+            scan.stale_removed++;
+            continue;
+        }
+        scan.holder_active = scan.holder_active || locked;
+        scan.chain_ids.insert(chains.begin(), chains.end());
+    }
+    return scan;
+}
+
+base::Result<std::vector<std::string>> SnapshotStore::leftovers() const {
+    UniqueFd root = TRY(base::open_file(m_root, O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::vector<std::string> out;
+    for (const auto& name : TRY(internal::list_dir(root.get()))) {
+        if (name.starts_with(".tmp-") || name.starts_with(".rm-")) {
+            out.push_back(m_root + "/" + name);
+        }
+    }
+    return out;
+}
 
 std::vector<std::string> chain_ids(const std::vector<std::string>& diff_ids) {
     std::vector<std::string> out;
@@ -125,6 +279,10 @@ base::Result<std::vector<std::string>> SnapshotStore::ensure(const std::vector<L
         diff_ids.push_back(layer.diff_id);
     }
     auto chains = chain_ids(diff_ids);
+    // Claimed before checking what exists, so a prune cannot remove a
+    // snapshot between has() and the caller's use (and leaves our
+    // temporary directories alone).
+    auto claim = TRY(lease(chains));
     std::vector<size_t> missing;
     for (size_t i = 0; i < layers.size(); i++) {
         if (!has(chains[i])) {
@@ -260,9 +418,11 @@ base::Result<void> SnapshotStore::remove(const std::string& chain_id) {
 }
 
 base::Result<std::vector<std::string>> SnapshotStore::prune(const std::set<std::string>& keep) {
+    auto lock = TRY(lock_exclusive());
+    auto leased = TRY(scan_leases());
     std::vector<std::string> removed;
     for (const auto& chain : TRY(list())) {
-        if (!keep.contains(chain)) {
+        if (!keep.contains(chain) && !leased.chain_ids.contains(chain)) {
             TRY(remove(chain));
             removed.push_back(chain);
         }

@@ -16,6 +16,14 @@
 // - Ownership is whatever the calling process is: run inside the container
 //   user namespace (layers/unpack.h) for rootless images, so removal must go
 //   through the same namespace.
+// - In-use snapshots are protected by leases: `<root>/.leases/<name>` lists
+//   chain IDs. A lease is live while its holder keeps it flock'd (the
+//   process preparing a rootfs) or, once bound to a directory (a
+//   container's writable layer), while that directory exists. Leases are
+//   created under a shared flock of `<root>/.lock` and pruning holds it
+//   exclusively, so a snapshot is never removed between a holder's check
+//   and its use. Stale leases (holder gone, directory gone) are deleted by
+//   prune.
 // Depends on base and layers only; blobs come from a caller-supplied opener.
 #pragma once
 
@@ -51,6 +59,38 @@ struct SnapshotApplyOptions {
     unsigned parallel = 0;  // 0: one thread per core
 };
 
+// A claim on some snapshots (see the contract). Move-only; dropping an
+// unbound lease deletes it, dropping a bound one keeps it on disk.
+class SnapshotLease {
+public:
+    SnapshotLease() = default;
+    SnapshotLease(SnapshotLease&&) noexcept = default;
+    SnapshotLease& operator=(SnapshotLease&& other) noexcept;
+    SnapshotLease(const SnapshotLease&) = delete;
+    SnapshotLease& operator=(const SnapshotLease&) = delete;
+    ~SnapshotLease();
+
+    bool valid() const { return m_fd.valid(); }
+    const std::string& path() const { return m_path; }
+    // Keeps the lease alive after this process is gone, for as long as
+    // `dir` (absolute) exists.
+    base::Result<void> bind_to(const std::string& dir);
+
+private:
+    friend class SnapshotStore;
+    void drop();
+    std::string m_path;
+    base::UniqueFd m_fd;
+    bool m_bound = false;
+};
+
+// What the live leases of a store hold (read under the exclusive lock).
+struct LeaseScan {
+    std::set<std::string> chain_ids;  // every chain ID some live lease names
+    bool holder_active = false;       // a live lease is flock'd: a process may be applying
+    size_t stale_removed = 0;         // dead lease files deleted
+};
+
 class SnapshotStore {
 public:
     // Opens (creating, 0700) `<data_dir>/snapshots`.
@@ -70,8 +110,22 @@ public:
     // Chain IDs present.
     base::Result<std::vector<std::string>> list() const;
     base::Result<void> remove(const std::string& chain_id);
-    // Removes every snapshot not in `keep` (chain IDs); returns the removed.
+    // Removes every snapshot neither in `keep` (chain IDs) nor leased;
+    // returns the removed. Takes the exclusive lock itself.
     base::Result<std::vector<std::string>> prune(const std::set<std::string>& keep);
+
+    // Claims `chain_ids` (they need not exist yet) until the lease is dropped
+    // or, when bound, its directory removed. Waits while a prune runs.
+    base::Result<SnapshotLease> lease(const std::vector<std::string>& chain_ids) const;
+    // The exclusive lock a pruner holds while deciding and removing (dropping
+    // the fd releases it). Waits for lease creation in progress.
+    base::Result<base::UniqueFd> lock_exclusive() const;
+    // Under lock_exclusive(): the chain IDs of live leases; deletes dead
+    // lease files.
+    base::Result<LeaseScan> scan_leases() const;
+    // Temporary directories of applies and removals that did not finish
+    // (`.tmp-*`, `.rm-*`). Only safe to delete when no holder is active.
+    base::Result<std::vector<std::string>> leftovers() const;
 
 private:
     explicit SnapshotStore(std::string root) : m_root(std::move(root)) {}

@@ -187,12 +187,29 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
     return report;
 }
 
-base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore& store,
-                                                         const oci::ResolvedImage& image,
-                                                         SnapshotStore& snapshots,
-                                                         const OwnershipPlan& plan,
-                                                         std::vector<std::string>* warnings) {
+std::vector<std::string> image_chain_ids(const oci::ResolvedImage& image) {
+    std::vector<std::string> diff_ids;
+    for (const auto& d : image.config.diff_ids) {
+        diff_ids.push_back(d.str());
+    }
+    return chain_ids(diff_ids);
+}
+
+base::Result<std::vector<std::string>> prepare_snapshots(
+    const oci::ContentStore& store, const oci::ResolvedImage& image, SnapshotStore& snapshots,
+    const OwnershipPlan& plan, std::vector<std::string>* warnings, SnapshotLease* lease) {
     auto sources = TRY(layer_sources(store, image));
+    std::vector<std::string> diff_ids;
+    for (const auto& s : sources) {
+        if (!is_valid_sha256_digest(s.diff_id)) {
+            return base::data_loss("image `{}`: invalid DiffID `{}`", image.manifest.digest.str(),
+                                   s.diff_id);
+        }
+        diff_ids.push_back(s.diff_id);
+    }
+    auto chains = chain_ids(diff_ids);
+    // Taken here, in this process, so it outlives the namespace child.
+    auto claim = TRY(snapshots.lease(chains));
     SnapshotApplyOptions options;
     options.ownership = plan.mode;
     options.create_devices = plan.privileged;
@@ -205,12 +222,11 @@ base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore
         warnings->push_back(plan.warning);
     }
     std::vector<std::string> paths;
-    std::vector<std::string> diff_ids;
-    for (const auto& s : sources) {
-        diff_ids.push_back(s.diff_id);
-    }
-    for (const auto& chain : chain_ids(diff_ids)) {
+    for (const auto& chain : chains) {
         paths.push_back(snapshots.fs_path(chain));
+    }
+    if (lease) {
+        *lease = std::move(claim);
     }
     return paths;
 }
@@ -249,42 +265,64 @@ base::Result<RootfsPlan> build_rootfs(const std::vector<std::string>& snapshots,
     return out;
 }
 
-base::Result<std::vector<std::string>> prune_snapshots(const oci::ContentStore& store,
-                                                       SnapshotStore& snapshots,
-                                                       const OwnershipPlan& plan) {
+base::Result<SnapshotPruneResult> prune_snapshots(const oci::ContentStore& store,
+                                                  SnapshotStore& snapshots,
+                                                  const OwnershipPlan& plan,
+                                                  const std::set<std::string>* only) {
+    // Held until the removals are done: no lease can be taken meanwhile, so
+    // nothing starts using a snapshot we decided to remove.
+    auto lock = TRY(snapshots.lock_exclusive());
     std::set<std::string> keep;
     for (const auto& record : TRY(store.list_refs())) {
         auto ref = oci::Reference::parse(record.name);
         if (!ref) {
-            continue;
+            continue;  // not a name locald could run
         }
         auto image = oci::resolve_image(store, *ref);
         if (!image) {
-            continue;  // incomplete or foreign-platform image: nothing to keep
+            auto kind = image.error().kind();
+            if (kind == base::ErrorKind::NotFound || kind == base::ErrorKind::Unsupported) {
+                continue;  // incomplete or foreign-platform image: nothing to keep
+            }
+            return image.release_error().context(
+                fmt::format("deciding which snapshots `{}` needs", record.name));
         }
-        std::vector<std::string> diff_ids;
-        for (const auto& d : image->config.diff_ids) {
-            diff_ids.push_back(d.str());
-        }
-        for (const auto& chain : chain_ids(diff_ids)) {
+        for (const auto& chain : image_chain_ids(*image)) {
             keep.insert(chain);
         }
     }
+    auto leases = TRY(snapshots.scan_leases());
+    SnapshotPruneResult result;
+    result.stale_leases = leases.stale_removed;
+    for (const auto& chain : TRY(snapshots.list())) {
+        if (keep.contains(chain) || leases.chain_ids.contains(chain)) {
+            continue;
+        }
+        if (only && !only->contains(chain)) {
+            continue;
+        }
+        result.removed.push_back(chain);
+    }
+    std::vector<std::string> leftovers;
+    if (!only && !leases.holder_active) {
+        leftovers = TRY(snapshots.leftovers());
+    }
+    if (result.removed.empty() && leftovers.empty()) {
+        return result;
+    }
     // Decided here, removed in the namespace (the child's results do not
     // travel back, its errors do).
-    std::vector<std::string> removed;
-    for (const auto& chain : TRY(snapshots.list())) {
-        if (!keep.contains(chain)) {
-            removed.push_back(chain);
-        }
-    }
     TRY(run_as_container_root(plan, [&]() -> Result<void> {
-        for (const auto& chain : removed) {
+        for (const auto& chain : result.removed) {
             TRY(snapshots.remove(chain));
+        }
+        for (const auto& dir : leftovers) {
+            TRY(base::remove_all(dir));  // makes read-only directories writable itself
         }
         return base::ok();
     }));
-    return removed;
+    result.leftovers_removed = leftovers.size();
+    return result;
 }
 
 }  // namespace locald::layers

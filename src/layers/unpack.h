@@ -21,6 +21,7 @@
 #pragma once
 
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -82,12 +83,15 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
                                         const UnpackOptions& options = {});
 
 // Snapshots for every layer of `image` (parallel, in the plan's namespace);
-// returns their fs paths bottom-most first.
-base::Result<std::vector<std::string>> prepare_snapshots(const oci::ContentStore& store,
-                                                         const oci::ResolvedImage& image,
-                                                         SnapshotStore& snapshots,
-                                                         const OwnershipPlan& plan,
-                                                         std::vector<std::string>* warnings);
+// returns their fs paths bottom-most first. With `lease`, the snapshots stay
+// claimed after the call (keep it while they are in use, or bind it to the
+// container's directory) so `prune` / `rmi` leave them alone.
+base::Result<std::vector<std::string>> prepare_snapshots(
+    const oci::ContentStore& store, const oci::ResolvedImage& image, SnapshotStore& snapshots,
+    const OwnershipPlan& plan, std::vector<std::string>* warnings, SnapshotLease* lease = nullptr);
+
+// The chain IDs of a resolved image's layers (bottom-most first).
+std::vector<std::string> image_chain_ids(const oci::ResolvedImage& image);
 
 // A container's root filesystem, as the launcher needs it.
 struct RootfsPlan {
@@ -106,11 +110,23 @@ base::Result<RootfsPlan> build_rootfs(const std::vector<std::string>& snapshots,
                                       const std::string& container_dir, bool overlay,
                                       const OwnershipPlan& plan);
 
+struct SnapshotPruneResult {
+    std::vector<std::string> removed;  // chain IDs
+    size_t leftovers_removed = 0;      // unfinished `.tmp-*` / `.rm-*` directories
+    size_t stale_leases = 0;
+};
+
 // Removes every snapshot no image of `store` needs (the chain IDs of each
-// stored ref, resolved for this machine's platform), through the plan's
-// namespace. Returns the chain IDs removed. For `locald prune` / `rmi`.
-base::Result<std::vector<std::string>> prune_snapshots(const oci::ContentStore& store,
-                                                       SnapshotStore& snapshots,
-                                                       const OwnershipPlan& plan);
+// stored ref, resolved for this machine's platform) and no live lease
+// claims (a running or prepared container, an apply in progress), through
+// the plan's namespace (rootless snapshots hold subordinate-id files). With
+// `only`, considers just those chain IDs (`rmi`: the removed images' own).
+// Without, also deletes leftovers of interrupted applies when no holder is
+// active. A ref that does not resolve for another reason than a missing
+// blob or platform is an error (nothing removed): better keep too much.
+base::Result<SnapshotPruneResult> prune_snapshots(const oci::ContentStore& store,
+                                                  SnapshotStore& snapshots,
+                                                  const OwnershipPlan& plan,
+                                                  const std::set<std::string>* only = nullptr);
 
 }  // namespace locald::layers

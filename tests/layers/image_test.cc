@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <set>
+
+#include "base/sys.h"
 #include "fs_snapshot.h"
 #include "layers/unpack.h"
 #include "oci/media_types.h"
@@ -120,13 +123,59 @@ void shared_snapshots_prune_and_rootfs(const OwnershipPlan& plan) {
     EXPECT_EQ(ovl->overlay.userxattr, !plan.privileged);
     EXPECT_EQ(lstat(ovl->overlay.upperdir.c_str(), &st), 0);
 
-    // Drop other:1: its top snapshot goes, the shared base stays.
+    // Drop other:1: its top snapshot is unreferenced but still claimed —
+    // first by a live lease (a process using it), then by a lease bound to
+    // a container directory (a container the daemon runs).
+    auto other = oci::resolve_image(*store, *oci::Reference::parse("docker.io/library/other:1"));
+    ASSERT_TRUE(other.has_value());
+    auto other_chains = image_chain_ids(*other);
     ASSERT_TRUE(store->remove_ref("docker.io/library/other:1").has_value());
+    {
+        auto held = snapshots->lease(other_chains);
+        ASSERT_TRUE(held.has_value()) << held.error().to_string();
+        auto kept = prune_snapshots(*store, *snapshots, plan);
+        ASSERT_TRUE(kept.has_value()) << kept.error().to_string();
+        EXPECT_TRUE(kept->removed.empty()) << "a held lease keeps its snapshots";
+        std::string container_dir = tmp + "/c3";
+        ASSERT_EQ(mkdir(container_dir.c_str(), 0700), 0);
+        ASSERT_TRUE(held->bind_to(container_dir).has_value());
+        held = base::Result<SnapshotLease>(SnapshotLease());  // this process lets go
+        kept = prune_snapshots(*store, *snapshots, plan);
+        ASSERT_TRUE(kept.has_value()) << kept.error().to_string();
+        EXPECT_TRUE(kept->removed.empty()) << "a lease bound to an existing dir keeps them";
+        EXPECT_EQ(kept->stale_leases, 0u);
+        ASSERT_EQ(rmdir(container_dir.c_str()), 0);
+    }
+    // An interrupted apply left a temporary directory with a file of a
+    // subordinate owner (when rootless): prune removes it too.
+    std::string leftover = snapshots->root() + "/.tmp-leftover";
+    ASSERT_TRUE(run_as_container_root(plan, [&]() -> base::Result<void> {
+                    TRY(base::mkdir_p(leftover + "/fs/sub", 0755));
+                    TRY(base::write_file(leftover + "/fs/sub/f", "x", 0600));
+                    if (plan.privileged || plan.user_namespace) {
+                        if (chown((leftover + "/fs/sub/f").c_str(), 100, 100) != 0) {
+                            return base::errno_error("chown");
+                        }
+                    }
+                    if (chmod((leftover + "/fs/sub").c_str(), 0500) != 0) {
+                        return base::errno_error("chmod");
+                    }
+                    return base::ok();
+                }).has_value());
+    // `rmi`'s narrow form only looks at the chains it is given.
+    std::set<std::string> unrelated = {chain_ids({base_layer.diff_id})[0]};
+    auto narrow = prune_snapshots(*store, *snapshots, plan, &unrelated);
+    ASSERT_TRUE(narrow.has_value()) << narrow.error().to_string();
+    EXPECT_TRUE(narrow->removed.empty()) << "the base is still needed by app:1";
+    EXPECT_EQ(narrow->stale_leases, 1u) << "the lease of the removed directory";
+    EXPECT_EQ(lstat(leftover.c_str(), &st), 0) << "the narrow form leaves leftovers";
     auto removed = prune_snapshots(*store, *snapshots, plan);
     ASSERT_TRUE(removed.has_value()) << removed.error().to_string();
-    EXPECT_EQ(removed->size(), 1u);
+    EXPECT_EQ(removed->removed, std::vector<std::string>{other_chains[1]});
+    EXPECT_EQ(removed->leftovers_removed, 1u);
+    EXPECT_NE(lstat(leftover.c_str(), &st), 0);
     EXPECT_EQ(snapshots->list()->size(), 2u);
-    EXPECT_TRUE(snapshots->has(removed->empty() ? "" : chain_ids({base_layer.diff_id})[0]));
+    EXPECT_TRUE(snapshots->has(chain_ids({base_layer.diff_id})[0]));
 
     (void)remove_tree(plan, tmp);
     remove_tree(tmp);
