@@ -12,6 +12,9 @@
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
+#include <vector>
+
+#include <fmt/format.h>
 
 #include "base/paths.h"
 #include "base/sys.h"
@@ -19,6 +22,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/output.h"
+#include "daemon/daemon.h"
 
 extern char** environ;
 
@@ -45,7 +49,21 @@ std::string log_tail(const std::string& path) {
     return text->substr(start);
 }
 
+// Which executable runs the daemon (locald-daemon next to us, else ourselves)
+// and the build id its `hello` will report. Resolved once per CLI run.
+const daemon::DaemonCommand& daemon_command() {
+    static const daemon::DaemonCommand command = daemon::daemon_command();
+    return command;
+}
+
 base::Result<void> spawn_daemon(const daemon::DaemonPaths& paths) {
+    const daemon::DaemonCommand& command = daemon_command();
+    // Built before fork: only async-signal-safe calls in the child.
+    std::vector<char*> argv;
+    for (const auto& arg : command.argv) {
+        argv.push_back(const_cast<char*>(arg.c_str()));
+    }
+    argv.push_back(nullptr);
     TRY(base::ensure_private_dir(paths.run_dir));
     TRY(base::ensure_private_dir(paths.state_dir));
     base::UniqueFd log =
@@ -73,10 +91,7 @@ base::Result<void> spawn_daemon(const daemon::DaemonPaths& paths) {
         ::signal(SIGINT, SIG_DFL);
         ::signal(SIGPIPE, SIG_DFL);
         ::close_range(3, ~0u, 0);
-        char arg0[] = "locald";
-        char arg1[] = "daemon";
-        char* argv[] = {arg0, arg1, nullptr};
-        ::execv("/proc/self/exe", argv);
+        ::execv(command.path.c_str(), argv.data());
         ::_exit(127);
     }
     int status = 0;
@@ -122,13 +137,13 @@ base::Result<void> wait_for_lock_release(const daemon::DaemonPaths& paths) {
 base::Result<base::Json> hello(daemon::Client& client) {
     return client.call("hello", base::Json::object({{"version", base::kVersion},
                                                     {"protocol", daemon::kProtocolVersion},
-                                                    {"build_id", daemon::binary_build_id()}}));
+                                                    {"build_id", daemon_command().build_id}}));
 }
 
 bool same_build(const base::Json& answer) {
     const base::Json* build = answer.find("build_id");
     const base::Json* protocol = answer.find("protocol");
-    return build && build->is_string() && build->as_string() == daemon::binary_build_id() &&
+    return build && build->is_string() && build->as_string() == daemon_command().build_id &&
            protocol && protocol->is_int() && protocol->as_int() == daemon::kProtocolVersion;
 }
 
@@ -175,6 +190,52 @@ base::Result<void> wait_for_daemon_exit(const daemon::DaemonPaths& paths) {
     return wait_for_lock_release(paths);
 }
 
+namespace {
+
+std::string json_text(const base::Json& object, std::string_view key) {
+    const base::Json* value = object.find(key);
+    return value && value->is_string() ? value->as_string() : std::string();
+}
+
+int64_t json_int(const base::Json& object, std::string_view key, int64_t fallback) {
+    const base::Json* value = object.find(key);
+    return value && value->is_int() ? value->as_int() : fallback;
+}
+
+// The daemon stopped waiting for a service that is not up (see "When up
+// returns" in docs/manual/commands.md): say why, with its last output.
+void report_not_up(const base::Json& service) {
+    const base::Json* not_up = service.find("not_up");
+    if (not_up == nullptr || !not_up->is_object()) {
+        return;
+    }
+    std::string name = json_text(service, "project") + ":" + json_text(service, "name");
+    std::string why = json_text(*not_up, "why");
+    if (why == "blocked") {
+        std::fprintf(stderr, "locald: %s not started: it depends on %s, which is restarting\n",
+                     name.c_str(), json_text(*not_up, "dependency").c_str());
+        return;
+    }
+    int64_t attempt = json_int(*not_up, "attempt", 0);
+    int64_t max = json_int(*not_up, "max_restarts", -1);
+    std::string of = max >= 0 ? fmt::format("restart {} of {}", attempt, max)
+                              : fmt::format("restart {}, no limit", attempt);
+    std::fprintf(stderr,
+                 "locald: %s exited before it was up: %s; restarting under its restart policy "
+                 "(%s, next in %s) — follow it with `locald logs -f %s`\n",
+                 name.c_str(), json_text(*not_up, "exit").c_str(), of.c_str(),
+                 short_duration(json_int(*not_up, "next_restart_ms", 0)).c_str(), name.c_str());
+    if (const base::Json* lines = not_up->find("last_lines"); lines && lines->is_array()) {
+        for (const auto& line : lines->as_array()) {
+            if (line.is_string()) {
+                std::fprintf(stderr, "  | %s\n", line.as_string().c_str());
+            }
+        }
+    }
+}
+
+}  // namespace
+
 int call_with_progress(daemon::Client& client, std::string_view method, const base::Json& params,
                        base::Json* result) {
     bool tty = ::isatty(1);
@@ -194,6 +255,11 @@ int call_with_progress(daemon::Client& client, std::string_view method, const ba
         }
     }
     progress.done();
+    if (const base::Json* services = answer->find("services"); services && services->is_array()) {
+        for (const auto& service : services->as_array()) {
+            report_not_up(service);
+        }
+    }
     int failed = 0;
     if (const base::Json* f = answer->find("failed"); f && f->is_int()) {
         failed = static_cast<int>(f->as_int());

@@ -1,6 +1,7 @@
 #include "daemon/daemon.h"
 
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -9,18 +10,25 @@
 #include <cerrno>
 #include <chrono>
 #include <map>
+#include <optional>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "base/atomic_file.h"
 #include "base/event_loop.h"
 #include "base/log.h"
 #include "base/sys.h"
 #include "base/version.h"
+#include "daemon/internal/build_id.h"
 #include "daemon/internal/unix_socket.h"
 #include "daemon/ipc_server.h"
 #include "daemon/protocol.h"
 #include "daemon/service_manager.h"
+#include "host/clock.h"
+#include "host/log_sink.h"
 #include "host/process_tree.h"
+#include "host/supervisor.h"
 
 namespace locald::daemon {
 
@@ -86,6 +94,23 @@ bool settled_for_up(const ServiceView& view) {
     }
     return true;
 }
+
+// How `up`/`start`/`restart` see one target service (docs/manual/commands.md,
+// "When up returns"): still coming up, up, failed for good, restarting after
+// its run ended before it was up (crash loop under the restart policy), or
+// blocked because a service it depends on is one of the last two.
+enum class UpOutcome { Waiting, Up, Failed, Restarting, Blocked };
+
+// What the caller is told about a service that crashed before it was up.
+struct CrashReport {
+    std::string exit;  // "exited with code 2", "killed by SIGSEGV", probe failure
+    int attempt = 0;   // restarts in a row so far (this is the attempt-th)
+    int max_restarts = -1;
+    int64_t next_restart_ms = 0;
+    std::vector<std::string> last_lines;
+};
+
+constexpr size_t kCrashTailLines = 10;
 
 int64_t unix_ms(host::WallTime time) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
@@ -240,6 +265,150 @@ private:
         }
     }
 
+    // Per-request memory of `up`/`start`/`restart`: which targets crashed
+    // (restart backoff seen) before they were up during this request. A crash
+    // is remembered until the service is up (ready, or running for a second),
+    // so a fast backoff that ends before the others settle is not missed.
+    struct UpTracker {
+        std::map<ServiceKey, CrashReport> crashed;
+    };
+
+    std::optional<CrashReport> crash_now(const ServiceKey& key) {
+        host::Supervisor* supervisor = m_manager.supervisor(key);
+        if (supervisor == nullptr) {
+            return std::nullopt;
+        }
+        const host::ServiceStatus& status = supervisor->status();
+        if (!status.next_start_at) {
+            return std::nullopt;  // not waiting out a restart backoff
+        }
+        CrashReport report;
+        // The machine's reason is "<how the run ended>; restarting in <delay>".
+        report.exit = status.reason.substr(0, status.reason.rfind("; restarting in "));
+        if (report.exit.empty() && status.last_exit) {
+            report.exit = status.last_exit->describe();
+        }
+        report.attempt = status.consecutive_failures;
+        report.max_restarts = supervisor->options().restart.max_restarts;
+        auto left = *status.next_start_at - host::real_clock().now();
+        report.next_restart_ms = std::max<int64_t>(
+            0, std::chrono::duration_cast<std::chrono::milliseconds>(left).count());
+        for (const auto& record : supervisor->logs().tail(kCrashTailLines * 4)) {
+            if (record.stream == host::LogStream::Output) {
+                report.last_lines.push_back(sanitize_utf8(record.text));
+            }
+        }
+        if (report.last_lines.size() > kCrashTailLines) {
+            report.last_lines.erase(report.last_lines.begin(),
+                                    report.last_lines.end() - kCrashTailLines);
+        }
+        return report;
+    }
+
+    UpOutcome up_outcome(UpTracker& tracker, const ServiceKey& key, std::set<ServiceKey>& seen) {
+        auto view = m_manager.view(key);
+        if (!view) {
+            return UpOutcome::Up;  // removed by a re-apply: nothing to wait for
+        }
+        if (auto crash = crash_now(key)) {
+            tracker.crashed[key] = std::move(*crash);
+            return UpOutcome::Restarting;
+        }
+        if (view->waiting) {
+            if (!seen.insert(key).second) {
+                return UpOutcome::Waiting;  // a dependency cycle is refused by config; be safe
+            }
+            for (const auto& dependency : m_manager.dependencies(key)) {
+                UpOutcome o = up_outcome(tracker, {key.project, dependency}, seen);
+                if (o == UpOutcome::Restarting || o == UpOutcome::Blocked) {
+                    return UpOutcome::Blocked;
+                }
+            }
+            return UpOutcome::Waiting;
+        }
+        if (settled_for_up(*view)) {
+            tracker.crashed.erase(key);
+            return is_failure(*view) ? UpOutcome::Failed : UpOutcome::Up;
+        }
+        return tracker.crashed.contains(key) ? UpOutcome::Restarting : UpOutcome::Waiting;
+    }
+
+    // The first dependency of `key` (transitively) that crashed before it was up.
+    std::string blocking_dependency(UpTracker& tracker, const ServiceKey& key) {
+        std::set<ServiceKey> seen;
+        std::vector<ServiceKey> todo{key};
+        while (!todo.empty()) {
+            ServiceKey current = todo.back();
+            todo.pop_back();
+            if (!seen.insert(current).second) {
+                continue;
+            }
+            for (const auto& dependency : m_manager.dependencies(current)) {
+                ServiceKey dep{key.project, dependency};
+                if (tracker.crashed.contains(dep)) {
+                    return dep.qualified();
+                }
+                todo.push_back(dep);
+            }
+        }
+        return "";
+    }
+
+    // `up`/`start`/`restart`: streams changes until every target is up, failed,
+    // restarting after a crash before it was up, or blocked by such a
+    // dependency; then answers with the views and, for the last two, why.
+    void report_up(const std::shared_ptr<Call>& call, std::vector<ServiceKey> keys) {
+        auto tracker = std::make_shared<UpTracker>();
+        send_progress(call, keys);
+        auto predicate = [this, tracker](const ServiceView& view) {
+            std::set<ServiceKey> seen;
+            return up_outcome(*tracker, {view.project, view.name}, seen) != UpOutcome::Waiting;
+        };
+        auto watched = keys;
+        wait_for(
+            call, std::move(watched), std::move(predicate),
+            [call](const ServiceView& view) {
+                call->event(Json::object({{"service", to_json(view, true)}}));
+            },
+            [this, call, keys, tracker] {
+                int failed = 0;
+                Json list = Json::array();
+                for (const auto& key : keys) {
+                    auto view = m_manager.view(key);
+                    if (!view) {
+                        continue;
+                    }
+                    std::set<ServiceKey> seen;
+                    UpOutcome outcome = up_outcome(*tracker, key, seen);
+                    Json json = to_json(*view, true);
+                    if (outcome == UpOutcome::Restarting) {
+                        const CrashReport& crash = tracker->crashed[key];
+                        Json lines = Json::array();
+                        for (const auto& line : crash.last_lines) {
+                            lines.push_back(line);
+                        }
+                        json.set("not_up", Json::object({{"why", "restarting"},
+                                                         {"exit", crash.exit},
+                                                         {"attempt", crash.attempt},
+                                                         {"max_restarts", crash.max_restarts},
+                                                         {"next_restart_ms", crash.next_restart_ms},
+                                                         {"last_lines", std::move(lines)}}));
+                    } else if (outcome == UpOutcome::Blocked) {
+                        json.set(
+                            "not_up",
+                            Json::object({{"why", "blocked"},
+                                          {"dependency", blocking_dependency(*tracker, key)}}));
+                    }
+                    if (outcome == UpOutcome::Failed || outcome == UpOutcome::Restarting ||
+                        outcome == UpOutcome::Blocked) {
+                        ++failed;
+                    }
+                    list.push_back(std::move(json));
+                }
+                call->finish(Json::object({{"services", std::move(list)}, {"failed", failed}}));
+            });
+    }
+
     void handle_up(std::shared_ptr<Call> call) {
         const Json& params = call->params();
         std::string dir = string_param(params, "dir");
@@ -262,7 +431,7 @@ private:
         }
         auto keys = targets.release_value();
         call->event(Json::object({{"project", keys.empty() ? "" : keys.front().project}}));
-        report_until(call, std::move(keys), settled_for_up);
+        report_up(call, std::move(keys));
     }
 
     void handle_down(std::shared_ptr<Call> call) {
@@ -311,24 +480,22 @@ private:
         }
         auto list = keys.release_value();
         const std::string& method = call->method();
-        std::function<bool(const ServiceView&)> predicate;
         if (method == "stop") {
             m_manager.stop(list);
-            predicate = [](const ServiceView& v) {
+            report_until(call, std::move(list), [](const ServiceView& v) {
                 return v.state == host::ServiceState::Stopped ||
                        v.state == host::ServiceState::Exited ||
                        v.state == host::ServiceState::Failed ||
                        v.state == host::ServiceState::Pending;
-            };
-        } else {
-            if (method == "start") {
-                m_manager.start(list);
-            } else {
-                m_manager.restart(list);
-            }
-            predicate = settled_for_up;
+            });
+            return;
         }
-        report_until(call, std::move(list), std::move(predicate));
+        if (method == "start") {
+            m_manager.start(list);
+        } else {
+            m_manager.restart(list);
+        }
+        report_up(call, std::move(list));
     }
 
     void handle_status(std::shared_ptr<Call> call) {
@@ -799,6 +966,53 @@ base::Result<int> serve(const DaemonPaths& paths) {
 }
 
 }  // namespace
+
+namespace {
+
+std::string running_executable() {
+    char buffer[PATH_MAX];
+    ssize_t n = ::readlink("/proc/self/exe", buffer, sizeof(buffer) - 1);
+    if (n <= 0) {
+        return "/proc/self/exe";
+    }
+    return std::string(buffer, static_cast<size_t>(n));
+}
+
+std::string sibling(const std::string& executable, std::string_view name) {
+    size_t slash = executable.rfind('/');
+    return (slash == std::string::npos ? std::string(".") : executable.substr(0, slash)) + "/" +
+           std::string(name);
+}
+
+}  // namespace
+
+DaemonCommand daemon_command() {
+    std::string self = running_executable();
+    std::string daemon = sibling(self, kDaemonExecutableName);
+    DaemonCommand command;
+    if (self != daemon && ::access(daemon.c_str(), X_OK) == 0) {
+        command.path = daemon;
+        command.argv = {kDaemonExecutableName};
+        command.build_id = internal::build_id_of_file(daemon);
+    } else {
+        // "/proc/self/exe" keeps working if the file was replaced meanwhile.
+        command.path = "/proc/self/exe";
+        command.argv = {"locald", "daemon"};
+        command.build_id = binary_build_id();
+    }
+    return command;
+}
+
+std::string locald_executable() {
+    std::string self = running_executable();
+    size_t slash = self.rfind('/');
+    std::string_view base =
+        slash == std::string::npos ? self : std::string_view(self).substr(slash + 1);
+    if (base == kDaemonExecutableName) {
+        return sibling(self, "locald");
+    }
+    return self;
+}
 
 int run_daemon(const DaemonPaths& paths) {
     auto result = serve(paths);

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "base/error.h"
 #include "base/paths.h"
@@ -38,5 +39,24 @@ struct DaemonPaths {
 
 // Runs the daemon until it is told to stop. Returns the process exit code.
 int run_daemon(const DaemonPaths& paths);
+
+// The name of the daemon-only executable (base, config, host, daemon): built
+// next to `locald` so the long-running process maps none of the registry,
+// unpacking and container libraries (docs/architecture.md, "Two executables").
+inline constexpr char kDaemonExecutableName[] = "locald-daemon";
+
+// How the CLI starts the daemon: `locald-daemon` from the directory of the
+// running executable when it is there and executable, else the running
+// executable itself as `locald daemon` (a lone `locald` works as before).
+struct DaemonCommand {
+    std::string path;
+    std::vector<std::string> argv;
+    std::string build_id;  // of `path`: what the daemon's `hello` will report
+};
+DaemonCommand daemon_command();
+
+// The full `locald` executable, for the daemon to run its helper modes: the
+// running executable, or `locald` next to it when this is `locald-daemon`.
+std::string locald_executable();
 
 }  // namespace locald::daemon

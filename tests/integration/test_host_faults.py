@@ -39,6 +39,8 @@ def test_command_not_found_and_permission_denied(host):
 
 
 def test_crash_loop_ends_failed(host):
+    # `up` returns at the first crash (reported as restarting); the daemon goes
+    # on restarting until max_restarts, then the service is failed.
     project = host.project("crashy", """
         [service.crash]
         command = "echo crashing; exit 2"
@@ -56,6 +58,68 @@ def test_crash_loop_ends_failed(host):
     assert "3" in line and "restart" in line.lower(), line
     logs = host.logs("crash")
     assert logs.count("crashing") == 4
+
+
+def test_crash_before_up_is_reported_at_once_and_the_policy_goes_on(host):
+    # Backoffs of ten minutes: an `up` that waited for `failed` would hit the
+    # 60 s safety net below instead of returning.
+    project = host.project("looping", """
+        [service.crash]
+        command = "echo 'boom: cannot open config.yml'; exit 3"
+        port = false
+        restart = "on-failure"
+        backoff = { initial = "10m", max = "10m" }
+        max_restarts = 4
+        health_check = { exec = "true", interval = "1s" }
+
+        [service.segv]
+        command = "ulimit -c 0; echo about to crash; kill -SEGV $$"
+        port = false
+        restart = "always"
+        backoff = { initial = "10m", max = "10m" }
+        max_restarts = 2
+
+        [service.web]
+        command = "sleep 1000"
+        port = false
+        depends_on = { crash = "healthy" }
+
+        [service.slow]
+        command = "sleep 1.5; echo slow is ready; exec sleep 1000"
+        port = false
+        health_check = { log = "slow is ready", interval = "100ms", retries = 100 }
+
+        [service.fine]
+        command = "sleep 1000"
+        port = false
+    """)
+    result = host.run("up", project, timeout=60)
+    assert result.returncode == 1, result
+    err = result.stderr
+    assert "looping:crash exited before it was up: exited with code 3" in err, err
+    assert "restart 1 of 4" in err, err
+    assert "| boom: cannot open config.yml" in err, err
+    assert "looping:segv exited before it was up: killed by SIGSEGV" in err, err
+    assert "restart 1 of 2" in err and "| about to crash" in err, err
+    assert "looping:web not started: it depends on looping:crash" in err, err
+    status = {s["name"]: s for s in host.status()["services"]}
+    # Services that do not depend on the crashing ones were waited for.
+    assert status["slow"]["state"] == "ready", status["slow"]
+    assert status["fine"]["state"] == "running", status["fine"]
+    # The daemon keeps applying the restart policy: waiting out the backoff,
+    # not failed.
+    for name, code in (("crash", 3), ("segv", 128 + 11)):
+        assert status[name]["state"] == "starting", status[name]
+        assert status[name]["restarts"] == 1, status[name]
+        assert status[name]["pid"] is None, status[name]
+        assert status[name]["exit_code"] == code, status[name]
+    assert status["web"]["state"] == "pending", status["web"]
+    assert "restarting in" in host.logs("crash")
+    # `restart` resets the counters and reports the new crash the same way.
+    again = host.run("restart", "looping:crash", timeout=60)
+    assert again.returncode == 1, again
+    assert "exited with code 3" in again.stderr and "restart 1 of 4" in again.stderr, again
+    assert host.logs("crash").count("boom: cannot open config.yml") == 2
 
 
 def test_pinned_port_taken_names_the_holder(host):

@@ -14,4 +14,9 @@ namespace locald::daemon::internal {
 // Lower-case hex, never empty.
 const std::string& build_id();
 
+// The same id for the executable file at `path` (read from its ELF program
+// headers, without running it): what build_id() returns inside a process
+// running that file. "" when the file cannot be read.
+std::string build_id_of_file(const std::string& path);
+
 }  // namespace locald::daemon::internal
