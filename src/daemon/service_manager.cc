@@ -269,6 +269,9 @@ ServiceManager::ServiceManager(base::EventLoop& loop, ManagerOptions options)
 }
 
 ServiceManager::~ServiceManager() {
+    if (m_persist_posted) {
+        persist_now();  // the loop may not run again
+    }
     *m_alive = false;
     for (auto& project : m_projects) {
         for (auto& service : project->services) {
@@ -305,6 +308,20 @@ ServiceManager::Service* ServiceManager::find_service(const ServiceKey& key) {
 // ---------------------------------------------------------------- persistence
 
 void ServiceManager::persist() {
+    if (m_options.store == nullptr || m_persist_frozen || m_persist_posted) {
+        return;
+    }
+    m_persist_posted = true;
+    std::weak_ptr<bool> alive = m_alive;
+    m_loop.post([this, alive] {
+        if (!alive.expired() && m_persist_posted) {
+            persist_now();
+        }
+    });
+}
+
+void ServiceManager::persist_now() {
+    m_persist_posted = false;
     if (m_options.store == nullptr || m_persist_frozen) {
         return;
     }
@@ -1043,7 +1060,7 @@ void ServiceManager::stop_all(bool forget) {
     }
     if (!forget) {
         // The next daemon restores what runs now: freeze the persisted state.
-        persist();
+        persist_now();
         m_persist_frozen = true;
     }
     stop(keys);

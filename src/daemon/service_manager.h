@@ -164,7 +164,10 @@ private:
     bool try_start_gated(Project& project, Service& service);
     ServiceView make_view(const Project& project, const Service& service) const;
     void notify(const Project& project, const Service& service);
+    // Schedules one write of the state for the end of this loop turn (a burst
+    // of 20 spawns is one write with its fsyncs, not 20); persist_now() writes.
     void persist();
+    void persist_now();
     void record_run(Project& project, Service& service);
     void fail_service(Project& project, Service& service, std::string reason);
     Project* find_project(const std::string& name);
@@ -179,6 +182,7 @@ private:
     std::vector<ServiceKey> m_stop_queue;
     bool m_pump_scheduled = false;
     bool m_persist_frozen = false;  // after stop_all(false): keep what the next daemon restores
+    bool m_persist_posted = false;  // a persist_now() is queued on the loop
     uint64_t m_next_listener = 1;
     std::vector<std::pair<uint64_t, Listener>> m_listeners;
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);

@@ -197,7 +197,13 @@ void LogSink::append_file(const LogRecord& record, std::string_view stamp) {
 }
 
 void LogSink::emit(LogStream stream, std::string_view text, WallTime time, std::string_view stamp) {
+    // A full ring recycles its oldest record: its string keeps its capacity,
+    // so a flood of lines costs no malloc/free per line.
     LogRecord record;
+    if (!m_ring.empty() && m_ring.size() >= m_options.ring_lines) {
+        record = std::move(m_ring.front());
+        m_ring.pop_front();
+    }
     record.seq = m_next_seq++;
     record.time = time;
     record.stream = stream;
@@ -221,7 +227,7 @@ void LogSink::emit(LogStream stream, std::string_view text, WallTime time, std::
             subscription->m_wake();
         }
     }
-    if (m_ring.size() >= m_options.ring_lines) {
+    while (m_ring.size() >= m_options.ring_lines && !m_ring.empty()) {
         m_ring.pop_front();
     }
     m_ring.push_back(std::move(record));
