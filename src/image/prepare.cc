@@ -141,10 +141,13 @@ base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const Prepare
     auto snapshot_store = TRY(layers::SnapshotStore::open(store.data_dir()));
     step(options, "unpacking",
          fmt::format("unpacking {} ({} layers)", ref.str(), image->manifest.layers.size()));
-    auto snapshots = TRY(layers::prepare_snapshots(store, *image, snapshot_store,
-                                                   prepared->ownership, &prepared->warnings));
+    layers::SnapshotLease lease;
+    auto snapshots = TRY(layers::prepare_snapshots(
+        store, *image, snapshot_store, prepared->ownership, &prepared->warnings, &lease));
     std::string dir = TRY(make_container_dir(store.data_dir(), options.container_dir));
     prepared->container_dir = dir;
+    // `prune` / `rmi` keep the snapshots while the writable layer exists.
+    TRY(lease.bind_to(dir));
     // Overlay (no copy) when the kernel mounts it inside our user namespace.
     bool overlay = ns::userns_overlay_works();
     step(options, "rootfs",
