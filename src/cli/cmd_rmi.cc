@@ -6,15 +6,17 @@
 #include "cli/command.h"
 #include "cli/commands_list.h"
 #include "cli/image_common.h"
+#include "layers/unpack.h"
 
 namespace locald::cli {
 
 const char kRmiHelp[] =
     "usage: locald rmi REF…\n"
     "\n"
-    "Removes each image's name from the local store, then deletes the blobs that\n"
-    "only those images used (blobs shared with another image stay). Naming an\n"
-    "image that is not in the store is an error; the others are still removed.\n";
+    "Removes each image's name from the local store, then deletes the blobs and\n"
+    "the unpacked layer snapshots that only those images used (what another image\n"
+    "shares, or a container still uses, stays). Naming an image that is not in\n"
+    "the store is an error; the others are still removed.\n";
 
 int run_rmi(std::span<const std::string> args) {
     static const OptionSpec kOptions[] = {{"quiet", 'q'}};
@@ -39,6 +41,9 @@ int run_rmi(std::span<const std::string> args) {
     }
     std::optional<base::Error> first_error;
     std::vector<oci::Descriptor> removed_roots;
+    // The snapshots of the removed images (their configs may be deleted
+    // with their blobs below, so read before).
+    std::set<std::string> removed_chains;
     for (const auto& ref : refs) {
         auto record = store->get_ref(ref.str());
         if (!record) {
@@ -52,6 +57,11 @@ int run_rmi(std::span<const std::string> args) {
             }
             continue;
         }
+        if (auto image = oci::resolve_image(*store, ref)) {
+            for (const auto& chain : layers::image_chain_ids(*image)) {
+                removed_chains.insert(chain);
+            }
+        }
         auto removed = store->remove_ref(ref.str());
         if (!removed) {
             return report_error(removed.error());
@@ -59,6 +69,23 @@ int run_rmi(std::span<const std::string> args) {
         removed_roots.push_back((*record)->target);
         if (!parsed->has("quiet")) {
             std::printf("Untagged: %s\n", ref.str().c_str());
+        }
+    }
+    // Their snapshots that no remaining image and no container needs go,
+    // through the user namespace when rootless (subordinate-id files).
+    if (!removed_chains.empty()) {
+        auto snapshots = [&]() -> base::Result<layers::SnapshotPruneResult> {
+            auto plan = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
+            auto snapshot_store = TRY(layers::SnapshotStore::open(store->data_dir()));
+            return layers::prune_snapshots(*store, snapshot_store, plan, &removed_chains);
+        }();
+        if (!snapshots) {
+            return report_error(snapshots.error().context("removing layer snapshots"));
+        }
+        if (!parsed->has("quiet")) {
+            for (const auto& chain : snapshots->removed) {
+                std::printf("Deleted snapshot: %s\n", chain.c_str());
+            }
         }
     }
     // Delete what only the removed images used; everything still reachable

@@ -118,11 +118,17 @@ base::Result<void> SnapshotLease::bind_to(const std::string& dir) {
     if (!m_fd.valid()) {
         return base::failed_precondition("binding an empty snapshot lease");
     }
-    if (dir.empty() || dir[0] != '/' || dir.find('\n') != std::string::npos) {
-        return base::invalid_argument("a lease is bound to an absolute path, not `{}`", dir);
+    char* resolved = realpath(dir.c_str(), nullptr);
+    if (resolved == nullptr) {
+        return base::errno_error("binding a snapshot lease to `{}`", dir);
+    }
+    std::string absolute(resolved);
+    free(resolved);
+    if (absolute.find('\n') != std::string::npos) {
+        return base::invalid_argument("cannot bind a snapshot lease to `{}`", dir);
     }
     // One append: a concurrent reader sees the chain lines either way.
-    TRY(base::write_all(m_fd.get(), "dir " + dir + "\n"));
+    TRY(base::write_all(m_fd.get(), "dir " + absolute + "\n"));
     m_bound = true;
     return base::ok();
 }

@@ -73,7 +73,7 @@ public:
     bool valid() const { return m_fd.valid(); }
     const std::string& path() const { return m_path; }
     // Keeps the lease alive after this process is gone, for as long as
-    // `dir` (absolute) exists.
+    // `dir` (an existing directory; recorded as its real path) exists.
     base::Result<void> bind_to(const std::string& dir);
 
 private:
