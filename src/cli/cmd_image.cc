@@ -242,9 +242,10 @@ int run_load(std::span<const std::string> args) {
     for (const auto& image : *loaded) {
         if (image.name.empty()) {
             std::fprintf(stderr,
-                         "locald: warning: skipped %s: its index.json entry has no image name "
-                         "(annotation io.containerd.image.name, or a full "
-                         "org.opencontainers.image.ref.name)\n",
+                         "locald: warning: skipped %s: it has no image name (an OCI layout "
+                         "names it with the annotation io.containerd.image.name or a full "
+                         "org.opencontainers.image.ref.name; a docker save archive with "
+                         "RepoTags or `repositories`)\n",
                          image.target.digest.str().c_str());
             continue;
         }

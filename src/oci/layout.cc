@@ -6,13 +6,16 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <map>
 #include <set>
 
 #include "base/atomic_file.h"
+#include "base/confined.h"
 #include "base/json.h"
 #include "base/sys.h"
 #include "oci/image.h"
 #include "oci/internal/codec.h"
+#include "oci/internal/docker_archive.h"
 #include "oci/manifest.h"
 #include "oci/media_types.h"
 
@@ -428,7 +431,61 @@ base::Result<std::optional<std::string>> tar_member_target(std::string_view name
     return std::optional<std::string>();
 }
 
-base::Result<void> extract_layout_tar(const std::string& tar_path, const std::string& dir) {
+// Members of a tar other than the layout's own files, kept for a `docker
+// save` manifest.json to name: regular files under `<scratch>/members/<n>`
+// (never at a path taken from the tar) and links as aliases that are only
+// ever resolved by name, never created on disk.
+struct ExtractedMembers {
+    std::map<std::string, std::string> files;  // normalised member name → file on disk
+    std::map<std::string, std::string> links;  // normalised member name → member it names
+};
+
+// Where a link member points, as a normalised member name. Symlink targets
+// are relative to the link's directory, hardlink targets to the archive
+// root; neither may leave the archive.
+base::Result<std::string> link_target(const std::string& member, std::string_view target,
+                                      bool hardlink, std::string_view tar_path) {
+    if (target.starts_with("/")) {
+        return base::invalid_argument("unsafe member `{}` in `{}`: link to an absolute path",
+                                      member, tar_path);
+    }
+    std::vector<std::string> parts;
+    if (!hardlink) {
+        size_t start = 0;
+        for (size_t slash; (slash = member.find('/', start)) != std::string::npos;
+             start = slash + 1) {
+            parts.push_back(member.substr(start, slash - start));
+        }
+    }
+    size_t start = 0;
+    while (start <= target.size()) {
+        size_t slash = target.find('/', start);
+        std::string_view part = target.substr(
+            start, slash == std::string_view::npos ? std::string_view::npos : slash - start);
+        if (part == "..") {
+            if (parts.empty()) {
+                return base::invalid_argument(
+                    "unsafe member `{}` in `{}`: its link target leaves the archive", member,
+                    tar_path);
+            }
+            parts.pop_back();
+        } else if (!part.empty() && part != ".") {
+            parts.emplace_back(part);
+        }
+        if (slash == std::string_view::npos) {
+            break;
+        }
+        start = slash + 1;
+    }
+    std::string out;
+    for (const auto& part : parts) {
+        out += out.empty() ? part : "/" + part;
+    }
+    return out;
+}
+
+base::Result<void> extract_layout_tar(const std::string& tar_path, const std::string& dir,
+                                      ExtractedMembers& members) {
     std::unique_ptr<struct archive, ArchiveReadDeleter> a(archive_read_new());
     archive_read_support_format_tar(a.get());
     archive_read_support_filter_gzip(a.get());
@@ -440,6 +497,7 @@ base::Result<void> extract_layout_tar(const std::string& tar_path, const std::st
     }
     TRY(base::mkdir_p(dir + "/blobs/sha256", 0700));
     TRY(base::mkdir_p(dir + "/blobs/sha512", 0700));
+    TRY(base::mkdir_p(dir + "/members", 0700));
     struct archive_entry* entry = nullptr;
     while (true) {
         int status = archive_read_next_header(a.get(), &entry);
@@ -454,22 +512,49 @@ base::Result<void> extract_layout_tar(const std::string& tar_path, const std::st
         const char* raw_name = archive_entry_pathname(entry);
         std::string name = raw_name ? raw_name : "";
         auto type = archive_entry_filetype(entry);
-        if (archive_entry_hardlink(entry) != nullptr || type == AE_IFLNK) {
-            return base::invalid_argument("unsafe member `{}` in `{}`: links are not allowed", name,
-                                          tar_path);
+        std::string member = TRY(internal::normalize_member_name(name, tar_path));
+        bool layout_name =
+            member == "oci-layout" || member == "index.json" || member.starts_with("blobs/");
+        const char* hardlink = archive_entry_hardlink(entry);
+        if (hardlink != nullptr || type == AE_IFLNK) {
+            if (layout_name) {
+                return base::invalid_argument("unsafe member `{}` in `{}`: links are not allowed",
+                                              name, tar_path);
+            }
+            // docker save links a repeated layer to its first copy.
+            const char* symlink = archive_entry_symlink(entry);
+            std::string aliased = TRY(link_target(member,
+                                                  hardlink  ? hardlink
+                                                  : symlink ? symlink
+                                                            : "",
+                                                  hardlink != nullptr, tar_path));
+            if (members.files.contains(member) ||
+                !members.links.emplace(member, std::move(aliased)).second) {
+                return base::invalid_argument("`{}` holds `{}` twice", tar_path, name);
+            }
+            continue;
         }
         auto target = TRY(tar_member_target(name, tar_path));
-        if (type == AE_IFDIR || !target) {
+        if (type == AE_IFDIR || member.empty() || (!target && layout_name)) {
             continue;
         }
         if (type != AE_IFREG) {
+            if (!target) {
+                continue;  // not an image file in either format
+            }
             return base::invalid_argument("unexpected member `{}` in `{}`: not a regular file",
                                           name, tar_path);
         }
-        // Paths are rebuilt from validated parts only, and created O_EXCL
-        // without following symlinks: a duplicate member is an error.
-        auto out =
-            base::open_file(dir + "/" + *target, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
+        if (members.files.contains(member) || members.links.contains(member)) {
+            return base::invalid_argument("`{}` holds `{}` twice", tar_path, name);
+        }
+        // Paths are rebuilt from validated parts only (or numbered), and
+        // created O_EXCL without following symlinks: a duplicate member is
+        // an error.
+        std::string path =
+            target ? dir + "/" + *target : fmt::format("{}/members/{}", dir, members.files.size());
+        members.files.emplace(member, path);
+        auto out = base::open_file(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600);
         if (!out) {
             if (out.error().kind() == base::ErrorKind::AlreadyExists) {
                 return base::invalid_argument("`{}` holds `{}` twice", tar_path, name);
@@ -504,7 +589,28 @@ base::Result<std::vector<ImportedImage>> import_layout(ContentStore& store,
         return base::not_found("cannot load `{}`: no such file or directory", path);
     }
     if (S_ISDIR(st->st_mode)) {
-        return import_directory(store, path, path);
+        if (TRY(base::path_exists(path + "/oci-layout")) ||
+            !TRY(base::path_exists(path + "/manifest.json"))) {
+            return import_directory(store, path, path);
+        }
+        // An unpacked `docker save`: names from manifest.json resolve
+        // inside the directory only (symlinks included).
+        auto root = TRY(base::open_file(path, O_RDONLY | O_DIRECTORY));
+        auto open_member = [&](const std::string& name) -> base::Result<base::UniqueFd> {
+            auto fd = base::open_in_root(root.get(), name, O_RDONLY);
+            if (!fd) {
+                if (fd.error().kind() == base::ErrorKind::NotFound) {
+                    return base::not_found("`{}` has no `{}`", path, name);
+                }
+                return fd.release_error().context(fmt::format("opening `{}` in `{}`", name, path));
+            }
+            auto member_st = TRY(base::fstat_fd(fd->get()));
+            if (!S_ISREG(member_st.st_mode)) {
+                return base::invalid_argument("`{}` in `{}` is not a regular file", name, path);
+            }
+            return fd;
+        };
+        return internal::import_docker_archive(store, open_member, path);
     }
     // A tar: unpack the layout's files into a private scratch directory
     // inside the data dir (same filesystem as the store), then import it.
@@ -513,8 +619,34 @@ base::Result<std::vector<ImportedImage>> import_layout(ContentStore& store,
     TRY(base::remove_all(scratch));
     TRY(base::mkdir_p(scratch, 0700));
     auto result = [&]() -> base::Result<std::vector<ImportedImage>> {
-        TRY(extract_layout_tar(path, scratch));
-        return import_directory(store, scratch, path);
+        ExtractedMembers members;
+        TRY(extract_layout_tar(path, scratch, members));
+        bool oci = members.files.contains("oci-layout") || members.files.contains("index.json");
+        if (oci || !members.files.contains("manifest.json")) {
+            if (!oci) {
+                return base::invalid_argument(
+                    "`{}` is neither an OCI image layout (oci-layout, index.json) nor a docker "
+                    "save archive (manifest.json)",
+                    path);
+            }
+            return import_directory(store, scratch, path);
+        }
+        auto open_member = [&](const std::string& name) -> base::Result<base::UniqueFd> {
+            std::string current = name;
+            for (int hops = 0; hops < 16; ++hops) {
+                if (auto it = members.files.find(current); it != members.files.end()) {
+                    return base::open_file(it->second, O_RDONLY | O_NOFOLLOW);
+                }
+                auto link = members.links.find(current);
+                if (link == members.links.end()) {
+                    return base::not_found("`{}` has no member `{}`", path, name);
+                }
+                current = link->second;
+            }
+            return base::invalid_argument("`{}`: member `{}` is a chain of too many links", path,
+                                          name);
+        };
+        return internal::import_docker_archive(store, open_member, path);
     }();
     auto removed = base::remove_all(scratch);
     (void)removed;  // best effort; prune removes stale ingests anyway
