@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Start-to-exit of /bin/true in an already-unpacked rootfs, as an unprivileged
 # user: locald's launcher vs bwrap (same namespaces) vs rootless runc.
-# Usage (as root, after scripts/bootstrap --bench and a build):
+# Usage (as root, after scripts/bootstrap --bench and a build; locald-launch is
+# taken from the same directory as locald):
 #   bench/ns/start.sh [path/to/locald] [runs]
 # Prints hyperfine's table and writes JSON results to $OUT (default /tmp/ns-bench).
 set -euo pipefail
@@ -15,6 +16,7 @@ done
 
 rm -rf "$out" && mkdir -p "$out" && chmod 755 "$out"
 cp "$locald" "$out/locald" && chmod 755 "$out/locald"
+cp "$(dirname "$locald")/locald-launch" "$out/locald-launch" && chmod 755 "$out/locald-launch"
 root=$out/bundle/rootfs
 mkdir -p "$root"/{bin,etc,tmp,proc,dev,sys}
 cp "$(command -v busybox)" "$root/bin/busybox"
@@ -23,12 +25,6 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 chmod 1777 "$root/tmp"
 
-# The same launcher linked with base + ns only (measurement aid, see slim_launch.cc).
-build=$(dirname "$locald")
-src=$(cd "$(dirname "$0")/../.." && pwd)
-g++ -std=gnu++20 -O2 -D_GNU_SOURCE -I"$src/src" -I"$build/generated" "$src/bench/ns/slim_launch.cc" \
-  "$build/src/ns/liblocald_ns.a" "$build/src/base/liblocald_base.a" \
-  -lseccomp -lfmt -lyajl -lcrypto -o "$out/slim_launch"
 printf '{"name": "bench", "rootfs": {"path": "%s"}, "args": ["/bin/true"], "seccomp_cache_dir": "%s"}\n' \
   "$root" "$out/home/run/seccomp" >"$out/spec.json"
 
@@ -49,22 +45,39 @@ json.dump(spec, open(path, "w"), indent=2)
 PY
 as_user mkdir -p "$out/home" "$out/xdg"
 # Warm the seccomp BPF cache once (what every later start uses).
-as_user "$out/locald" container run --rootfs "$root" /bin/true
+as_user "$out/locald-launch" "$out/spec.json"
 
+# Interleaved: $rounds rounds, each running every command runs/rounds times, so
+# load from other work on the machine hits all of them alike.
+rounds=${ROUNDS:-5}
+per_round=$(( (runs + rounds - 1) / rounds ))
 cd /tmp
-as_user hyperfine --warmup 5 --runs "$runs" -N --export-json "$out/results.json" \
-  -n locald "$out/locald container run --rootfs $root /bin/true" \
-  -n bwrap "bwrap --unshare-user --unshare-pid --unshare-uts --unshare-ipc --unshare-cgroup --bind $root / --proc /proc --dev /dev --die-with-parent /bin/true" \
-  -n runc "runc --root $out/xdg/runc run --bundle $out/bundle bench" \
-  -n locald-slim "$out/slim_launch $out/spec.json"
-python3 - "$out/results.json" <<'PY'
-import json, sys
-r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
-med = {k: v["median"] * 1000 for k, v in r.items()}
-print("medians (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in med.items()))
+uptime
+for round in $(seq 1 "$rounds"); do
+  as_user hyperfine --warmup 3 --runs "$per_round" -N --style none \
+    --export-json "$out/round-$round.json" \
+    -n locald "$out/locald-launch $out/spec.json" \
+    -n bwrap "bwrap --unshare-user --unshare-pid --unshare-uts --unshare-ipc --unshare-cgroup --bind $root / --proc /proc --dev /dev --die-with-parent /bin/true" \
+    -n runc "runc --root $out/xdg/runc run --bundle $out/bundle bench" \
+    -n locald-__launch "$out/locald __launch $out/spec.json" \
+    -n locald-container-run "$out/locald container run --rootfs $root /bin/true" >/dev/null
+done
+uptime
+python3 - "$out" "$rounds" <<'PY'
+import json, statistics, sys
+out, rounds = sys.argv[1], int(sys.argv[2])
+times, cpu = {}, {}
+for i in range(1, rounds + 1):
+    for x in json.load(open(f"{out}/round-{i}.json"))["results"]:
+        times.setdefault(x["command"], []).extend(x["times"])
+        cpu.setdefault(x["command"], []).append(x["user"] + x["system"])
+json.dump(times, open(f"{out}/results.json", "w"))
+med = {k: statistics.median(v) * 1000 for k, v in times.items()}
+for k, v in times.items():
+    print(f"{k:22} median {med[k]:6.2f} ms  min {min(v) * 1000:6.2f} ms  "
+          f"mean CPU {statistics.mean(cpu[k]) * 1000:5.2f} ms  n={len(v)}")
 print(f"locald/bwrap = {med['locald'] / med['bwrap']:.2f}x (target <= 1.5)")
 print(f"locald/runc  = {med['locald'] / med['runc']:.2f}x (target <= 0.3)")
-print(f"slim/bwrap   = {med['locald-slim'] / med['bwrap']:.2f}x, slim/runc = {med['locald-slim'] / med['runc']:.2f}x")
-cpu = {k: (v["user"] + v["system"]) * 1000 for k, v in r.items()}
-print("mean CPU user+sys (ms): " + ", ".join(f"{k} {v:.2f}" for k, v in cpu.items()))
+for k in ("locald-__launch", "locald-container-run"):
+    print(f"{k}: {med[k] / med['bwrap']:.2f}x bwrap, {med[k] / med['runc']:.2f}x runc")
 PY

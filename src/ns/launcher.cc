@@ -262,8 +262,8 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
         return error;
     };
 
-    // sync 1: map ids (newuidmap/newgidmap) and place PID 1 in its cgroup.
-    if (auto mapped = base::write_id_maps(pid, ctx.mapping); !mapped) {
+    // sync 1: map ids (newgidmap and newuidmap side by side) and place PID 1 in its cgroup.
+    if (auto mapped = internal::write_container_id_maps(pid, ctx.mapping); !mapped) {
         return abort_child(mapped.release_error().context("mapping the container's ids"));
     }
     if (auto joined = internal::join_cgroup(cgroup, pid); !joined) {

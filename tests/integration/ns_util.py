@@ -75,6 +75,12 @@ class Scratch:
         self.bin = self.dir / "locald"
         shutil.copy2(locald_bin, self.bin)
         os.chmod(self.bin, 0o755)
+        # The slim launch executable, found next to `locald` (ns::launch_command).
+        self.launch_bin = self.dir / "locald-launch"
+        built_launch = pathlib.Path(locald_bin).parent / "locald-launch"
+        if built_launch.exists():
+            shutil.copy2(built_launch, self.launch_bin)
+            os.chmod(self.launch_bin, 0o755)
         self.home = self.dir / "home"
         self.home.mkdir(mode=0o700)
         self.rootfs = make_busybox_rootfs(self.dir / "rootfs")

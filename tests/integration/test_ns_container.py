@@ -232,6 +232,35 @@ def test_internal_launch_mode_runs_a_spec(scratch):
     assert bad.returncode != 0 and "absolute" in bad.stderr
 
 
+def test_slim_launch_executable_runs_the_same_spec(scratch):
+    """`locald-launch SPEC` (built next to `locald`, base + ns only) is what
+    the daemon runs for image services; it behaves as `locald __launch`."""
+    assert scratch.launch_bin.exists(), "locald-launch is built next to locald"
+    spec = {"name": "slim", "rootfs": {"path": str(scratch.rootfs)},
+            "args": ["/bin/sh", "-c", "echo $GREETING from $(hostname); "
+                     "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status | tr -d '\t'; "
+                     "wc -l < /proc/self/uid_map; exit 7"],
+            "env": ["GREETING=hi", "PATH=/bin"], "state_dir": str(scratch.out)}
+    path = scratch.dir / "slim.json"
+    path.write_text(json.dumps(spec))
+    os.chmod(path, 0o644)
+    argv = [str(scratch.launch_bin), str(path)]
+    r = ns_util.run_as(scratch.user, argv, scratch.home)
+    assert r.returncode == 7, r.stderr
+    lines = r.stdout.split()
+    assert lines[:5] == ["hi", "from", "slim", "NoNewPrivs:1", "Seccomp:2"], r.stdout
+    assert int(lines[5]) >= 2, "both helpers wrote the full subordinate mapping"
+    # The generated /etc files live in the state dir, as for a service.
+    assert (scratch.out / "etc" / "hostname").read_text() == "slim\n"
+    missing = ns_util.run_as(scratch.user, [str(scratch.launch_bin), "/nonexistent.json"],
+                             scratch.home)
+    assert missing.returncode == 3 and "/nonexistent.json" in missing.stderr
+    notfound = dict(spec, args=["no-such-binary"])
+    path.write_text(json.dumps(notfound))
+    r = ns_util.run_as(scratch.user, argv, scratch.home)
+    assert r.returncode == 127 and "no-such-binary" in r.stderr
+
+
 def test_doctor_reports_each_check(scratch):
     r = scratch.run("doctor", "--json")
     doc = json.loads(r.stdout)

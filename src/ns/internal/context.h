@@ -64,6 +64,10 @@ void send_error(int fd, std::string_view step, const base::Error& error);
 // Reads the channel to EOF: ok() if nothing came, else the child's error.
 base::Result<void> receive_error(int fd);
 
+// idmap.cc — parent side: newgidmap and newuidmap run concurrently (root or a
+// single mapping: direct /proc writes, as base::write_id_maps).
+base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& mapping);
+
 // userns.cc
 base::Result<void> wait_for_parent(ChildContext& ctx);
 base::Result<void> become_container_root(ChildContext& ctx);

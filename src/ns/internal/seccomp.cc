@@ -31,7 +31,7 @@ namespace locald::ns::internal {
 
 namespace {
 
-constexpr const char* kProfileVersion = "locald-default-v1";
+constexpr const char* kProfileVersion = "locald-default-v2";
 constexpr int kMaxSyscallNumber = 1024;
 constexpr size_t kMaxBpfBytes = 1 << 20;
 
@@ -122,6 +122,14 @@ base::Result<std::vector<sock_filter>> compile(const std::vector<Rule>& rules) {
         scmp_filter_ctx ctx;
         ~Release() { seccomp_release(ctx); }
     } release{ctx};
+    // A binary tree of syscall numbers instead of libseccomp's default linear
+    // chain: with ~450 rules the linear filter runs hundreds of instructions
+    // per syscall, and the kernel emulates it for every syscall number when
+    // building its allow-bitmap at load time (≈0.25 ms of every start here).
+    // The tree needs a few compares; the rules and actions are the same.
+    if (int rc = seccomp_attr_set(ctx, SCMP_FLTATR_CTL_OPTIMIZE, 2); rc < 0) {
+        return base::Error::from_errno(-rc, "seccomp binary-tree optimisation");
+    }
     // The kernel may not know every number libseccomp does; add rules by
     // number so the filter is the same whatever the running kernel.
     for (const auto& rule : rules) {
