@@ -25,8 +25,11 @@ printf 'root:x:0:0:root:/root:/bin/sh\n' >"$root/etc/passwd"
 printf 'root:x:0:\n' >"$root/etc/group"
 chmod 1777 "$root/tmp"
 
-printf '{"name": "bench", "rootfs": {"path": "%s"}, "args": ["/bin/true"], "seccomp_cache_dir": "%s"}\n' \
-  "$root" "$out/home/run/seccomp" >"$out/spec.json"
+# The spec as the daemon writes it for a service: a state dir for the
+# generated /etc files and the seccomp cache under the run dir.
+mkdir -p "$out/state"
+printf '{"name": "bench", "rootfs": {"path": "%s"}, "args": ["/bin/true"], "state_dir": "%s", "seccomp_cache_dir": "%s"}\n' \
+  "$root" "$out/state" "$out/home/run/seccomp" >"$out/spec.json"
 
 chown -R "$user:$user" "$out"
 as_user() { setpriv --reuid="$user" --regid="$user" --init-groups -- env HOME=/tmp TMPDIR=/tmp \

@@ -63,7 +63,27 @@ std::string host_resolv_conf() {
     return text.size() > 65536 ? std::string() : text;
 }
 
+// True when `path` already holds exactly `text`.
+bool has_content(const std::string& path, const std::string& text) {
+    base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    struct stat st;
+    if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode) ||
+        static_cast<size_t>(st.st_size) != text.size()) {
+        return false;
+    }
+    std::string current(text.size(), '\0');
+    return ::pread(fd.get(), current.data(), current.size(), 0) ==
+               static_cast<ssize_t>(current.size()) &&
+           current == text;
+}
+
 base::Result<void> write_text(const std::string& path, const std::string& text) {
+    // A service's state dir keeps the files between starts: rewriting the
+    // same bytes would truncate, and ext4 then flushes the file at close
+    // (auto_da_alloc), a disk write on every container start.
+    if (has_content(path, text)) {
+        return base::ok();
+    }
     base::UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
     if (!fd) {
         return base::errno_error("creating `{}`", path);
