@@ -9,7 +9,7 @@
 //   {"event":"layer-bytes",…}        oci pull progress (oci::JsonProgress)
 //   {"event":"step","step":"unpacking","message":"…"}
 //   {"event":"warning","message":"…"}
-//   {"event":"result", …image::prepared_to_json…}   last line on success
+//   {"event":"result", …image::to_json(PreparedInfo)…}   last line on success
 //   {"event":"error","kind":"NotFound","message":"…"} last line on failure
 // and exits 0 only after a result. `--cleanup DIR…` removes writable layers
 // through the user namespace (their files belong to subordinate ids).
@@ -143,7 +143,7 @@ int run_prepare_image(std::span<const std::string> args) {
     for (const auto& warning : (*prepared)->warnings) {
         emit(base::Json::object({{"event", "warning"}, {"message", warning}}));
     }
-    base::Json result = image::prepared_to_json(**prepared);
+    base::Json result = image::to_json(image::describe(**prepared));
     result.set("event", "result");
     (*prepared)->release();  // the daemon owns the writable layer from here on
     emit(result);

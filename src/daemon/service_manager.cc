@@ -10,7 +10,9 @@
 #include <thread>
 
 #include "base/log.h"
+#include "base/paths.h"
 #include "base/sys.h"
+#include "daemon/image_service.h"
 #include "host/ports.h"
 #include "host/process_tree.h"
 
@@ -140,6 +142,29 @@ std::string fingerprint(const host::SupervisorOptions& options, const config::Se
         }
     }
     add(options.logs.file_path);
+    if (spec.kind == config::ServiceKind::Image) {
+        // The launcher's argv is the same for every run: what goes into the
+        // container's spec decides.
+        add("|image");
+        add(spec.image);
+        for (const auto& arg : spec.command.to_argv()) {
+            add(arg);
+        }
+        add("|entrypoint");
+        for (const auto& arg : spec.entrypoint.to_argv()) {
+            add(arg);
+        }
+        const auto& c = spec.container;
+        add(spec.workdir);
+        add(c.user);
+        for (const auto& v : c.volumes) {
+            add(fmt::format("{}:{}:{}:{}", static_cast<int>(v.kind), v.source, v.target,
+                            v.read_only));
+        }
+        add(fmt::format("{}/{}/{}/{}/{}", static_cast<int>(c.network), c.read_only,
+                        c.resources.memory_bytes.value_or(0), c.resources.cpus.value_or(0),
+                        c.resources.pids.value_or(0)));
+    }
     for (const auto& dependency : spec.depends_on) {
         add(dependency.service);
         add(config::to_string(dependency.condition));
@@ -235,6 +260,15 @@ struct ServiceManager::Service {
     bool removing = false;  // dropped by a re-apply: delete once down
     std::string failure;    // the manager refused to start it (dependency, port, kind)
     pid_t recorded_pid = 0;
+    // Image services: the `__prepare-image` child and its latest progress
+    // line, the `--cleanup` child, whether a writable layer may exist, and a
+    // re-prepare owed once the current run is down (config change).
+    std::unique_ptr<ImagePreparation> preparing;
+    std::unique_ptr<InternalCommand> cleaning;
+    std::string progress;
+    bool layer_live = false;
+    bool restart_after_down = false;
+    bool is_image() const { return spec.kind == config::ServiceKind::Image; }
 };
 
 struct ServiceManager::Project {
@@ -260,7 +294,12 @@ base::Result<std::unique_ptr<ServiceManager>> ServiceManager::create(base::Event
     if (!options.logs_dir.empty()) {
         TRY(base::mkdir_p(options.logs_dir, 0700));
     }
-    return std::unique_ptr<ServiceManager>(new ServiceManager(loop, std::move(options)));
+    std::unique_ptr<ServiceManager> manager(new ServiceManager(loop, std::move(options)));
+    if (auto paths = base::Paths::from_env()) {
+        manager->m_data_dir = paths->data;
+        manager->m_run_dir = paths->run;
+    }
+    return manager;
 }
 
 ServiceManager::ServiceManager(base::EventLoop& loop, ManagerOptions options)
@@ -441,6 +480,13 @@ base::Result<void> ServiceManager::recover() {
         }
     }
 
+    // The previous daemon's writable layers (its containers are gone now).
+    if (!m_data_dir.empty()) {
+        if (auto cleaned = cleanup_all_image_dirs(m_data_dir); !cleaned) {
+            LOG_ERROR("{}", cleaned.error().to_string());
+        }
+    }
+
     // 2. Keep the ports and desired state; forget the dead runs.
     m_state = old;
     m_state.daemon_pid = ::getpid();
@@ -535,7 +581,8 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
     // A daemon killed with SIGKILL must not leave a service that ignores the
     // PTY hangup running until the next daemon sweeps it.
     options.parent_death_signal = SIGKILL;
-    if (!spec.runs_on_host() || spec.command.empty()) {
+    bool image = spec.kind == config::ServiceKind::Image;
+    if (!image && (!spec.runs_on_host() || spec.command.empty())) {
         return base::unsupported(
             "service `{}` is a {} service; this daemon runs host commands only (the container "
             "runtime is not wired into `up` yet)",
@@ -544,11 +591,31 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
     auto ports = port_map(project);
     auto injected = config::injected_env(project.spec, spec, ports, "");
     auto env = config::service_env(project.spec, spec, project.env, injected);
-    options.plan.argv = spec.command.to_argv();
+    if (image) {
+        // The supervised process is the launcher (it stays the parent of the
+        // container's PID 1); its env carries the service env too, so PORT
+        // and the fingerprint work as for host services. `workdir` is a path
+        // inside the container: the launcher itself runs in the project dir.
+        if (m_data_dir.empty()) {
+            return base::failed_precondition("service `{}`: no data dir for image services",
+                                             spec.name);
+        }
+        options.plan.argv =
+            launch_argv(image_service_dirs(m_data_dir, project.name, spec.name).spec);
+        if (spec.health_check && spec.health_check->kind == config::HealthCheck::Kind::Notify &&
+            spec.container.network == config::NetworkMode::None) {
+            return base::invalid_argument(
+                "{}: service `{}`: a notify health check needs network = \"host\" (the "
+                "notify socket is not reachable from network \"none\")",
+                spec.health_check->location.to_string(), spec.name);
+        }
+    } else {
+        options.plan.argv = spec.command.to_argv();
+    }
     for (const auto& entry : env) {
         options.plan.env.push_back(entry.key + "=" + entry.value);
     }
-    options.plan.cwd = spec.workdir.empty() ? project.dir : spec.workdir;
+    options.plan.cwd = image || spec.workdir.empty() ? project.dir : spec.workdir;
     options.plan.stop_signal = spec.stop_signal.number;
     options.plan.stop_timeout = spec.stop_timeout;
 
@@ -856,7 +923,20 @@ base::Result<std::vector<ServiceKey>> ServiceManager::apply(const std::string& d
         bool is_changed = std::find(changed.begin(), changed.end(), service) != changed.end();
         bool up = service->supervisor && !is_down(service->supervisor->status().state) &&
                   service->supervisor->status().state != ServiceState::Stopping;
-        if (up && is_changed) {
+        if (is_changed && service->is_image() && (up || service->preparing)) {
+            // A new image, env, volume… needs a new writable layer and spec:
+            // stop, then prepare again once down (on_image_status).
+            service->desired_up = true;
+            service->failure.clear();
+            service->supervisor->logs().write_system("configuration changed: restarting");
+            if (service->preparing) {
+                cancel_image(*project, *service);
+                request_start(*project, *service);
+            } else {
+                service->restart_after_down = true;
+                service->supervisor->stop();
+            }
+        } else if (up && is_changed) {
             service->desired_up = true;
             service->failure.clear();
             service->supervisor->logs().write_system("configuration changed: restarting");
@@ -1078,6 +1158,9 @@ bool ServiceManager::all_down() const {
             if (service->supervisor && !is_down(service->supervisor->status().state)) {
                 return false;
             }
+            if (service->preparing || service->cleaning) {
+                return false;
+            }
         }
     }
     return true;
@@ -1086,6 +1169,9 @@ bool ServiceManager::all_down() const {
 // ---------------------------------------------------------------- the pump
 
 void ServiceManager::on_status(Project& project, Service& service) {
+    if (service.is_image()) {
+        on_image_status(project, service);  // before listeners see a transient "stopped"
+    }
     record_run(project, service);
     notify(project, service);
     schedule_pump();
@@ -1206,6 +1292,13 @@ bool ServiceManager::try_start_gated(Project& project, Service& service) {
             }
         }
     }
+    if (service.is_image()) {
+        if (service.cleaning) {
+            return false;  // the previous writable layer is still being removed
+        }
+        start_image(project, service);
+        return true;
+    }
     service.waiting = false;
     service.supervisor->start();
     return true;
@@ -1265,6 +1358,9 @@ void ServiceManager::pump() {
             }
             std::erase(m_stop_queue, key);
             progress = true;
+            if (service->preparing) {
+                cancel_image(*project, *service);
+            }
             if (service->supervisor) {
                 service->supervisor->stop();
             }
@@ -1284,7 +1380,7 @@ void ServiceManager::pump() {
             }
         }
         for (const auto& service : project->services) {
-            if (service->waiting ||
+            if (service->waiting || service->preparing || service->cleaning ||
                 (service->supervisor && !is_down(service->supervisor->status().state))) {
                 return false;
             }
@@ -1310,12 +1406,156 @@ void ServiceManager::pump() {
             if (service->supervisor && !is_down(service->supervisor->status().state)) {
                 return false;
             }
+            if (service->preparing || service->cleaning) {
+                return false;
+            }
             if (service->supervisor && service->observer != 0) {
                 service->supervisor->remove_observer(service->observer);
             }
             return true;
         });
     }
+}
+
+// ---------------------------------------------------------------- image services
+
+void ServiceManager::start_image(Project& project, Service& service) {
+    service.waiting = false;
+    service.preparing.reset();  // a preparation for an older config (kills it)
+    ImageServiceDirs dirs = image_service_dirs(m_data_dir, project.name, service.spec.name);
+    if (auto made = base::mkdir_p(dirs.dir, 0700); !made) {
+        fail_service(project, service, made.error().to_string());
+        return;
+    }
+    Project* p = &project;
+    Service* s = &service;
+    std::weak_ptr<bool> alive = m_alive;
+    ImagePreparation::Callbacks callbacks;
+    callbacks.on_progress = [this, alive, p, s](const std::string& text, bool log_it) {
+        if (alive.expired()) {
+            return;
+        }
+        s->progress = text;
+        if (log_it && s->supervisor) {
+            s->supervisor->logs().write_system(text);
+        }
+        notify(*p, *s);
+    };
+    callbacks.on_done = [this, alive, p, s, dirs](base::Result<image::PreparedInfo> result) {
+        if (alive.expired()) {
+            return;
+        }
+        // We run inside the preparation: destroy it after this callback.
+        std::shared_ptr<ImagePreparation> finished(std::move(s->preparing));
+        m_loop.post([finished] {});
+        s->progress.clear();
+        s->layer_live = true;  // the child may have made files even when it failed
+        if (!s->desired_up || s->removing) {
+            cleanup_image(*p, *s);
+            notify(*p, *s);
+            schedule_pump();
+            return;
+        }
+        auto launched = [&]() -> base::Result<void> {
+            image::PreparedInfo prepared = TRY(std::move(result));
+            auto injected = config::injected_env(p->spec, s->spec, port_map(*p), "");
+            ContainerInputs inputs;
+            inputs.project = &p->spec;
+            inputs.service = &s->spec;
+            inputs.prepared = std::move(prepared);
+            inputs.env = config::service_env(p->spec, s->spec, p->env, injected);
+            inputs.notify_socket = s->supervisor->notify_socket();
+            inputs.dirs = dirs;
+            inputs.data_dir = m_data_dir;
+            inputs.run_dir = m_run_dir;
+            ns::ContainerSpec spec = TRY(container_spec(inputs));
+            TRY(write_container_spec(spec, dirs));
+            s->supervisor->logs().write_system(
+                fmt::format("image {} ready ({}); starting the container",
+                            inputs.prepared.reference, inputs.prepared.image_digest));
+            return base::ok();
+        }();
+        if (!launched) {
+            fail_service(*p, *s, launched.error().to_string());
+            cleanup_image(*p, *s);
+            schedule_pump();
+            return;
+        }
+        s->supervisor->start();
+    };
+    auto started =
+        ImagePreparation::start(m_loop, service.spec.image, dirs.layer, std::move(callbacks));
+    if (!started) {
+        fail_service(project, service, started.error().to_string());
+        return;
+    }
+    service.preparing = started.release_value();
+    service.progress = fmt::format("preparing {}", service.spec.image);
+    service.supervisor->logs().write_system(
+        fmt::format("preparing the image {}", service.spec.image));
+    notify(project, service);
+}
+
+void ServiceManager::cancel_image(Project& project, Service& service) {
+    if (!service.preparing) {
+        return;
+    }
+    service.preparing.reset();  // kills the child and its helpers
+    service.progress.clear();
+    service.layer_live = true;
+    cleanup_image(project, service);
+}
+
+void ServiceManager::cleanup_image(Project& project, Service& service) {
+    if (!service.layer_live || service.cleaning || m_data_dir.empty()) {
+        return;
+    }
+    service.layer_live = false;
+    ImageServiceDirs dirs = image_service_dirs(m_data_dir, project.name, service.spec.name);
+    Project* p = &project;
+    Service* s = &service;
+    std::weak_ptr<bool> alive = m_alive;
+    auto started = start_image_cleanup(m_loop, {dirs.dir}, [this, alive, p, s](std::string error) {
+        if (alive.expired()) {
+            return;
+        }
+        std::shared_ptr<InternalCommand> finished(std::move(s->cleaning));
+        m_loop.post([finished] {});
+        if (!error.empty()) {
+            LOG_WARN("{}:{}: removing the writable layer: {}", p->name, s->spec.name, error);
+            if (s->supervisor) {
+                s->supervisor->logs().write_system("removing the writable layer failed: " + error);
+            }
+        }
+        notify(*p, *s);
+        schedule_pump();
+    });
+    if (!started) {
+        LOG_WARN("{}:{}: removing the writable layer: {}", project.name, service.spec.name,
+                 started.error().to_string());
+        return;
+    }
+    service.cleaning = started.release_value();
+}
+
+void ServiceManager::on_image_status(Project& project, Service& service) {
+    if (!service.supervisor || service.preparing) {
+        return;
+    }
+    ServiceState state = service.supervisor->status().state;
+    if (state != ServiceState::Stopped && state != ServiceState::Exited &&
+        state != ServiceState::Failed) {
+        return;
+    }
+    if (service.restart_after_down) {
+        // A config change: prepare afresh (the child removes the old layer
+        // first) and start again.
+        service.restart_after_down = false;
+        service.layer_live = false;
+        request_start(project, service);
+        return;
+    }
+    cleanup_image(project, service);
 }
 
 // ---------------------------------------------------------------- queries
@@ -1340,6 +1580,16 @@ ServiceView ServiceManager::make_view(const Project& project, const Service& ser
         view.started_at = status.started_at;
         view.ready_at = status.ready_at;
         view.reason = status.reason;
+    }
+    if (service.preparing) {
+        // Pulling/unpacking in the `__prepare-image` child: starting, with
+        // its latest progress line as the reason `up` shows.
+        view.state = ServiceState::Starting;
+        view.pid = 0;
+        view.reason = service.progress;
+    } else if (service.cleaning && view.state == ServiceState::Stopped) {
+        view.state = ServiceState::Stopping;  // the writable layer is being removed
+        view.reason = "removing the writable layer";
     }
     if (!service.failure.empty()) {
         view.state = ServiceState::Failed;

@@ -21,11 +21,20 @@
 //     ones still waiting to start).
 //   - Re-applying a project: unchanged services are left alone, changed ones
 //     reconfigured and restarted, removed ones stopped and dropped.
+//   - Image services (`image = "…"`): before each start from down, a child
+//     `locald __prepare-image` pulls/unpacks and makes the writable layer
+//     (the service shows `starting` with "pulling …"/"unpacking …" as its
+//     reason; a failure makes it `failed` with the child's message); then the
+//     supervisor runs `locald __launch <spec.json>` like a host command.
+//     Automatic restarts and `restart` keep the writable layer (docker
+//     restart); it is removed once the service is down (stopped, exited,
+//     failed), and a config change re-prepares it.
 //   - Recovery: `recover()` reads the state, ends whatever is left of the
 //     previous daemon's runs (pid + start time, session/group, the run's
 //     NOTIFY_SOCKET marker in /proc/*/environ, the old cgroup parent), then
 //     re-applies every project that should be up.
-// All on the event loop's thread. Depends on base, config, host.
+// All on the event loop's thread. Depends on base, config, host (and, in the .cc,
+// ns/spec.h and image/result.h for the container spec, never the unpacker).
 #pragma once
 
 #include <cstdint>
@@ -170,6 +179,12 @@ private:
     void persist_now();
     void record_run(Project& project, Service& service);
     void fail_service(Project& project, Service& service, std::string reason);
+    // Image services (daemon/image_service.h): prepare in a child, then
+    // launch; remove the writable layer once down for good.
+    void start_image(Project& project, Service& service);
+    void cleanup_image(Project& project, Service& service);
+    void cancel_image(Project& project, Service& service);
+    void on_image_status(Project& project, Service& service);
     Project* find_project(const std::string& name);
     const Project* find_project(const std::string& name) const;
     Service* find_service(const ServiceKey& key);
@@ -186,6 +201,8 @@ private:
     uint64_t m_next_listener = 1;
     std::vector<std::pair<uint64_t, Listener>> m_listeners;
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
+    std::string m_data_dir;  // image services: <data>/services, <data>/volumes
+    std::string m_run_dir;   // the seccomp BPF cache
 };
 
 }  // namespace locald::daemon

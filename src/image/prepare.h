@@ -27,21 +27,12 @@
 #include <vector>
 
 #include "base/error.h"
-#include "base/json.h"
+#include "image/result.h"
 #include "layers/unpack.h"
 #include "ns/spec.h"
 #include "oci/progress.h"
 
 namespace locald::image {
-
-// What an image contributes to a run (its config).
-struct ImageDefaults {
-    std::vector<std::string> entrypoint;
-    std::vector<std::string> cmd;
-    std::vector<std::string> env;  // "K=V"
-    std::string working_dir;
-    std::string user;
-};
 
 struct PrepareOptions {
     std::string reference;
@@ -85,16 +76,7 @@ base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const Prepare
 // A missing dir is not an error.
 base::Result<void> remove_container_dir(const std::string& dir);
 
-// The result `__prepare-image` prints and the daemon reads:
-// {"reference","digest","defaults":{…},"rootfs":{"path","mounts":[…]},"container_dir"}.
-base::Json prepared_to_json(const PreparedRootfs& prepared);
-struct PreparedInfo {
-    std::string reference;
-    std::string image_digest;
-    ImageDefaults defaults;
-    ns::Rootfs rootfs;
-    std::string container_dir;
-};
-base::Result<PreparedInfo> prepared_from_json(const base::Json& json);
+// What `__prepare-image` prints as its result (image/result.h).
+PreparedInfo describe(const PreparedRootfs& prepared);
 
 }  // namespace locald::image

@@ -1,0 +1,550 @@
+#include "daemon/image_service.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "base/atomic_file.h"
+#include "base/json.h"
+#include "base/log.h"
+#include "base/subprocess.h"
+#include "base/sys.h"
+#include "daemon/daemon.h"
+
+extern char** environ;
+
+namespace locald::daemon {
+
+namespace {
+
+// Path-safe form of a project name: [A-Za-z0-9._-], not starting with '.',
+// with a hash suffix when anything had to change (so two names never meet).
+std::string safe_name(const std::string& name) {
+    std::string out;
+    bool changed = name.empty();
+    for (char c : name) {
+        bool ok = std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+        out += ok ? c : '_';
+        changed |= !ok;
+    }
+    if (!out.empty() && out[0] == '.') {
+        out[0] = '_';
+        changed = true;
+    }
+    if (out.size() > 64) {
+        out.resize(64);
+        changed = true;
+    }
+    if (changed) {
+        uint64_t hash = 1469598103934665603ull;
+        for (char c : name) {
+            hash = (hash ^ static_cast<unsigned char>(c)) * 1099511628211ull;
+        }
+        out += fmt::format("-{:08x}", static_cast<uint32_t>(hash ^ (hash >> 32)));
+    }
+    return out;
+}
+
+base::Result<void> mkdir_private(const std::string& path) {
+    if (::mkdir(path.c_str(), 0700) != 0 && errno != EEXIST) {
+        return base::errno_error("creating `{}`", path);
+    }
+    struct stat st;
+    if (::lstat(path.c_str(), &st) != 0) {
+        return base::errno_error("checking `{}`", path);
+    }
+    if (!S_ISDIR(st.st_mode) || st.st_uid != ::geteuid()) {
+        return base::failed_precondition("`{}` is not a directory owned by us", path);
+    }
+    if ((st.st_mode & 0777) != 0700 && ::chmod(path.c_str(), 0700) != 0) {
+        return base::errno_error("chmod 0700 `{}`", path);
+    }
+    return base::ok();
+}
+
+void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
+    std::string prefix = key + "=";
+    for (auto& entry : env) {
+        if (entry.compare(0, prefix.size(), prefix) == 0) {
+            entry = prefix + value;
+            return;
+        }
+    }
+    env.push_back(prefix + value);
+}
+
+base::ErrorKind kind_from_name(std::string_view name) {
+    if (name == "InvalidArgument")
+        return base::ErrorKind::InvalidArgument;
+    if (name == "NotFound")
+        return base::ErrorKind::NotFound;
+    if (name == "PermissionDenied")
+        return base::ErrorKind::PermissionDenied;
+    if (name == "Unavailable")
+        return base::ErrorKind::Unavailable;
+    if (name == "Unauthenticated")
+        return base::ErrorKind::Unauthenticated;
+    if (name == "DataLoss")
+        return base::ErrorKind::DataLoss;
+    return base::ErrorKind::Internal;
+}
+
+std::string json_text(const base::Json& json, std::string_view key) {
+    const base::Json* value = json.find(key);
+    return value && value->is_string() ? value->as_string() : std::string();
+}
+
+// "12.3 MB" (decimal units, as the CLI's pull progress); the daemon links no oci.
+std::string human_bytes(int64_t bytes) {
+    const char* units[] = {"B", "kB", "MB", "GB", "TB"};
+    double value = static_cast<double>(std::max<int64_t>(bytes, 0));
+    int unit = 0;
+    while (value >= 1000 && unit < 4) {
+        value /= 1000;
+        ++unit;
+    }
+    return unit == 0 ? fmt::format("{} B", bytes) : fmt::format("{:.1f} {}", value, units[unit]);
+}
+
+int64_t json_int(const base::Json& json, std::string_view key) {
+    const base::Json* value = json.find(key);
+    return value && value->is_int() ? value->as_int() : -1;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------- paths
+
+std::string services_root(const std::string& data_dir) {
+    return data_dir + "/services";
+}
+
+ImageServiceDirs image_service_dirs(const std::string& data_dir, const std::string& project,
+                                    const std::string& service) {
+    ImageServiceDirs dirs;
+    // Service names are [A-Za-z0-9_-]+ (config), project names are free.
+    dirs.dir = fmt::format("{}/{}/{}", services_root(data_dir), safe_name(project), service);
+    dirs.layer = dirs.dir + "/layer";
+    dirs.spec = dirs.dir + "/spec.json";
+    dirs.state = dirs.dir + "/state";
+    return dirs;
+}
+
+// The full `locald` (this binary, or `locald` beside `locald-daemon`),
+// resolved once: the internal modes live there.
+static const std::string& internal_binary() {
+    static const std::string path = locald_executable();
+    return path;
+}
+
+std::vector<std::string> launch_argv(const std::string& spec_path) {
+    return {internal_binary(), "__launch", spec_path};
+}
+
+// ---------------------------------------------------------------- the spec
+
+base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
+    const config::ServiceSpec& service = *in.service;
+    const image::ImageDefaults& defaults = in.prepared.defaults;
+    ns::ContainerSpec spec;
+    spec.name = service.name;
+    spec.hostname = service.name;
+    spec.rootfs = in.prepared.rootfs;
+
+    // Docker: `entrypoint` replaces Entrypoint and drops the image's Cmd;
+    // `command` replaces Cmd. A string command runs under /bin/sh -c, as for
+    // host services (config contract).
+    std::vector<std::string> argv;
+    bool own_entrypoint = !service.entrypoint.empty();
+    argv = own_entrypoint ? service.entrypoint.to_argv() : defaults.entrypoint;
+    if (!service.command.empty()) {
+        auto cmd = service.command.to_argv();
+        argv.insert(argv.end(), cmd.begin(), cmd.end());
+    } else if (!own_entrypoint) {
+        argv.insert(argv.end(), defaults.cmd.begin(), defaults.cmd.end());
+    }
+    if (argv.empty()) {
+        return base::invalid_argument(
+            "{}: service `{}`: the image `{}` has no Entrypoint or Cmd; set `command`",
+            service.location.to_string(), service.name, service.image);
+    }
+    spec.args = std::move(argv);
+
+    // env = image env < service env (.env, [env], env_file, env) < injected.
+    spec.env = defaults.env;
+    for (const auto& entry : in.env) {
+        if (entry.origin == config::EnvOrigin::Environment) {
+            continue;
+        }
+        if (entry.key == "NOTIFY_SOCKET") {
+            continue;  // decided below
+        }
+        set_env(spec.env, entry.key, entry.value);
+    }
+    // NOTIFY_SOCKET is the supervisor's abstract unix socket: abstract names
+    // live in the network namespace, so it is reachable only with network
+    // "host"; with "none" it is not set (a notify health check cannot work).
+    if (!in.notify_socket.empty() && service.container.network == config::NetworkMode::Host) {
+        set_env(spec.env, "NOTIFY_SOCKET", in.notify_socket);
+    }
+
+    spec.cwd = !service.workdir.empty()        ? service.workdir
+               : !defaults.working_dir.empty() ? defaults.working_dir
+                                               : std::string("/");
+    if (spec.cwd.front() != '/') {
+        return base::invalid_argument("service `{}`: workdir `{}` must be absolute", service.name,
+                                      spec.cwd);
+    }
+    spec.user = service.container.user.empty() ? defaults.user : service.container.user;
+
+    for (const auto& volume : service.container.volumes) {
+        ns::Mount mount;
+        mount.destination = volume.target;
+        mount.read_only = volume.read_only;
+        if (volume.kind == config::VolumeSpec::Kind::Bind) {
+            mount.kind = ns::MountKind::Bind;
+            mount.source = volume.source;  // absolute: resolved against the project dir
+            struct stat st;
+            if (::stat(mount.source.c_str(), &st) != 0) {
+                return base::errno_error("service `{}`: bind volume source `{}`", service.name,
+                                         mount.source);
+            }
+        } else {
+            mount.kind = ns::MountKind::Volume;
+            std::string volumes = in.data_dir + "/volumes";
+            TRY(mkdir_private(volumes));
+            mount.source =
+                fmt::format("{}/{}-{}", volumes, safe_name(in.project->name), volume.source);
+            if (::mkdir(mount.source.c_str(), 0755) != 0 && errno != EEXIST) {
+                return base::errno_error("creating the volume `{}`", mount.source);
+            }
+        }
+        spec.mounts.push_back(std::move(mount));
+    }
+    spec.network = service.container.network == config::NetworkMode::None ? ns::NetworkMode::None
+                                                                          : ns::NetworkMode::Host;
+    spec.read_only_rootfs = service.container.read_only;
+    const auto& resources = service.container.resources;
+    if (resources.memory_bytes) {
+        spec.resources.memory_bytes = static_cast<int64_t>(*resources.memory_bytes);
+    }
+    spec.resources.cpus = resources.cpus;
+    spec.resources.pids = resources.pids;
+    spec.tty = false;  // the supervisor's PTY is shared as stdin/stdout/stderr
+    spec.state_dir = in.dirs.state;
+    spec.seccomp_cache_dir = in.run_dir.empty() ? std::string() : in.run_dir + "/seccomp";
+    return spec;
+}
+
+base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
+                                        const ImageServiceDirs& dirs) {
+    std::string parent = dirs.dir.substr(0, dirs.dir.rfind('/'));
+    TRY(base::mkdir_p(parent, 0700));
+    TRY(mkdir_private(dirs.dir));
+    TRY(mkdir_private(dirs.state));
+    return base::atomic_write_file(dirs.spec, ns::to_json(spec).dump(), 0600);
+}
+
+// ---------------------------------------------------------------- child runs
+
+base::Result<std::unique_ptr<InternalCommand>> InternalCommand::start(base::EventLoop& loop,
+                                                                      std::vector<std::string> argv,
+                                                                      LineCallback on_line,
+                                                                      DoneCallback on_done) {
+    std::unique_ptr<InternalCommand> command(new InternalCommand(loop));
+    command->m_on_line = std::move(on_line);
+    command->m_on_done = std::move(on_done);
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        return base::errno_error("creating a pipe for `{}`", argv.size() > 1 ? argv[1] : "");
+    }
+    base::UniqueFd read_end(fds[0]);
+    base::UniqueFd write_end(fds[1]);
+    int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (null_fd < 0) {
+        return base::errno_error("opening /dev/null");
+    }
+    base::UniqueFd null(null_fd);
+    // Everything the child needs, prepared before fork: after it only
+    // async-signal-safe calls (the daemon has threads).
+    std::vector<char*> args;
+    for (auto& arg : argv) {
+        args.push_back(arg.data());
+    }
+    args.push_back(nullptr);
+    const char* program = argv[0].c_str();
+    int out = write_end.get();
+    int in = null.get();
+    pid_t parent = ::getpid();
+    auto child = base::Child::spawn([&]() -> int {
+        ::setpgid(0, 0);  // its own group: cancelling kills its helpers too
+        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (::getppid() != parent) {
+            return 127;
+        }
+        sigset_t empty;
+        sigemptyset(&empty);
+        ::sigprocmask(SIG_SETMASK, &empty, nullptr);
+        struct sigaction dfl;
+        std::memset(&dfl, 0, sizeof dfl);
+        dfl.sa_handler = SIG_DFL;
+        for (int sig = 1; sig < NSIG; ++sig) {
+            ::sigaction(sig, &dfl, nullptr);
+        }
+        if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
+            return 127;
+        }
+        ::close_range(3, ~0u, 0);
+        ::execve(program, args.data(), environ);
+        return 127;
+    });
+    if (!child) {
+        return child.release_error();
+    }
+    command->m_child = child.release_value();
+    write_end.reset();
+    ::fcntl(read_end.get(), F_SETFL, ::fcntl(read_end.get(), F_GETFL) | O_NONBLOCK);
+    command->m_out = std::move(read_end);
+    InternalCommand* raw = command.get();
+    command->m_fd_watch =
+        TRY(loop.add_fd(raw->m_out.get(), EPOLLIN, [raw](uint32_t) { raw->on_readable(); }));
+    command->m_exit_watch = TRY(loop.watch_child(raw->m_child, [raw](base::ExitStatus status) {
+        raw->m_exit_watch = 0;
+        raw->m_status = status;
+        raw->maybe_finish();
+    }));
+    return command;
+}
+
+InternalCommand::~InternalCommand() {
+    *m_alive = false;
+    if (m_fd_watch != 0) {
+        m_loop.remove(m_fd_watch);
+    }
+    if (m_exit_watch != 0) {
+        m_loop.remove(m_exit_watch);
+    }
+    if (m_child.valid()) {
+        ::kill(-m_child.pid(), SIGKILL);  // the group: its user-namespace helpers too
+        (void)m_child.kill(SIGKILL);
+        (void)m_child.wait();
+    }
+}
+
+void InternalCommand::on_readable() {
+    std::weak_ptr<bool> alive = m_alive;
+    char chunk[16384];
+    for (;;) {
+        ssize_t n = ::read(m_out.get(), chunk, sizeof chunk);
+        if (n > 0) {
+            m_buffer.append(chunk, static_cast<size_t>(n));
+            size_t newline;
+            while ((newline = m_buffer.find('\n')) != std::string::npos) {
+                std::string line = m_buffer.substr(0, newline);
+                m_buffer.erase(0, newline + 1);
+                if (m_on_line) {
+                    m_on_line(line);
+                }
+                if (alive.expired()) {
+                    return;
+                }
+            }
+            if (m_buffer.size() > (1u << 20)) {
+                m_buffer.clear();  // a runaway line: drop it, keep reading
+            }
+            continue;
+        }
+        if (n < 0 && (errno == EINTR)) {
+            continue;
+        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            return;
+        }
+        // EOF (or an error): the last unterminated line, then wait for the exit.
+        if (!m_buffer.empty() && m_on_line) {
+            std::string line = std::move(m_buffer);
+            m_buffer.clear();
+            m_on_line(line);
+            if (alive.expired()) {
+                return;
+            }
+        }
+        m_loop.remove(m_fd_watch);
+        m_fd_watch = 0;
+        m_out.reset();
+        m_eof = true;
+        maybe_finish();
+        return;
+    }
+}
+
+void InternalCommand::maybe_finish() {
+    if (m_finished || !m_eof || !m_status) {
+        return;
+    }
+    m_finished = true;
+    auto done = std::move(m_on_done);
+    base::ExitStatus status = *m_status;
+    if (done) {
+        done(status);  // may destroy this: nothing after
+    }
+}
+
+// ---------------------------------------------------------------- preparation
+
+base::Result<std::unique_ptr<ImagePreparation>> ImagePreparation::start(
+    base::EventLoop& loop, const std::string& reference, const std::string& layer_dir,
+    Callbacks callbacks) {
+    std::unique_ptr<ImagePreparation> prep(new ImagePreparation());
+    prep->m_callbacks = std::move(callbacks);
+    prep->m_reference = reference;
+    ImagePreparation* raw = prep.get();
+    prep->m_command = TRY(InternalCommand::start(
+        loop, {internal_binary(), "__prepare-image", "--ref", reference, "--dir", layer_dir},
+        [raw](const std::string& line) { raw->on_line(line); },
+        [raw](base::ExitStatus status) { raw->on_exit(status); }));
+    return prep;
+}
+
+void ImagePreparation::on_line(const std::string& line) {
+    if (line.empty()) {
+        return;
+    }
+    base::Result<base::Json> parsed = base::invalid_argument("not JSON");
+    if (line.front() == '{') {
+        parsed = base::Json::parse(line);
+    }
+    if (!parsed || !parsed->is_object()) {
+        m_last_text = line;  // plain stderr text (a crash, a warning)
+        if (m_callbacks.on_progress) {
+            m_callbacks.on_progress(line, true);
+        }
+        return;
+    }
+    const base::Json& event = *parsed;
+    std::string kind = json_text(event, "event");
+    auto progress = [&](const std::string& text, bool log_it) {
+        if (m_callbacks.on_progress) {
+            m_callbacks.on_progress(text, log_it);
+        }
+    };
+    if (kind == "result") {
+        m_result = image::prepared_from_json(event);
+    } else if (kind == "error") {
+        m_result =
+            base::Error(kind_from_name(json_text(event, "kind")), json_text(event, "message"));
+    } else if (kind == "step") {
+        progress(json_text(event, "message"), true);
+    } else if (kind == "warning") {
+        progress("warning: " + json_text(event, "message"), true);
+    } else if (kind == "layer-start" || kind == "layer-bytes" || kind == "layer-done" ||
+               kind == "layer-skip") {
+        std::string digest = json_text(event, "digest");
+        int64_t size = json_int(event, "size");
+        auto& [offset, total] = m_layers[digest];
+        total = size;
+        if (kind == "layer-done" || kind == "layer-skip") {
+            offset = size > 0 ? size : offset;
+        } else {
+            offset = std::max<int64_t>(offset, json_int(event, "offset"));
+        }
+        int64_t done = 0;
+        int64_t all = 0;
+        int finished = 0;
+        for (const auto& [d, layer] : m_layers) {
+            done += std::max<int64_t>(layer.first, 0);
+            all += std::max<int64_t>(layer.second, 0);
+            finished += layer.second > 0 && layer.first >= layer.second ? 1 : 0;
+        }
+        bool log_it = kind == "layer-done";
+        // Throttled: a line per 5 % of the bytes, or per finished layer.
+        if (log_it || m_last_reported < 0 ||
+            done - m_last_reported >= std::max<int64_t>(all / 20, 1)) {
+            m_last_reported = done;
+            progress(fmt::format("pulling {}: {} of {} ({}/{} layers)", m_reference,
+                                 human_bytes(done), human_bytes(all), finished, m_layers.size()),
+                     log_it);
+        }
+    } else if (kind == "layer-retry") {
+        progress(fmt::format("pulling {}: retrying {}: {}", m_reference, json_text(event, "digest"),
+                             json_text(event, "message")),
+                 true);
+    } else if (kind == "resolving" || kind == "resolved") {
+        progress(fmt::format("pulling {}", m_reference), false);
+    }
+}
+
+void ImagePreparation::on_exit(base::ExitStatus status) {
+    base::Result<image::PreparedInfo> result = base::internal_error("no result");
+    if (m_result && (!m_result->has_value() || status.success())) {
+        result = std::move(*m_result);
+    } else {
+        result = base::internal_error(
+            "preparing the image `{}` failed: `locald __prepare-image` {}{}{}", m_reference,
+            status.to_string(), m_last_text.empty() ? "" : ": ", m_last_text);
+    }
+    auto done = std::move(m_callbacks.on_done);
+    if (done) {
+        done(std::move(result));  // may destroy this: nothing after
+    }
+}
+
+base::Result<std::unique_ptr<InternalCommand>> start_image_cleanup(
+    base::EventLoop& loop, const std::vector<std::string>& dirs,
+    std::function<void(std::string error)> done) {
+    std::vector<std::string> argv = {internal_binary(), "__prepare-image", "--cleanup"};
+    argv.insert(argv.end(), dirs.begin(), dirs.end());
+    auto output = std::make_shared<std::string>();
+    return InternalCommand::start(
+        loop, std::move(argv),
+        [output](const std::string& line) {
+            if (output->size() < 4096) {
+                *output += line + "\n";
+            }
+        },
+        [output, done = std::move(done)](base::ExitStatus status) {
+            done(status.success() ? std::string()
+                                  : fmt::format("{}: {}", status.to_string(), *output));
+        });
+}
+
+base::Result<void> cleanup_all_image_dirs(const std::string& data_dir) {
+    std::string root = services_root(data_dir);
+    struct stat st;
+    if (::lstat(root.c_str(), &st) != 0) {
+        return base::ok();  // nothing ever ran
+    }
+    // Every <project>/<service> dir below the root (the child refuses the root itself).
+    std::vector<std::string> dirs;
+    if (DIR* projects = ::opendir(root.c_str())) {
+        while (dirent* p = ::readdir(projects)) {
+            std::string name = p->d_name;
+            if (name == "." || name == "..") {
+                continue;
+            }
+            dirs.push_back(root + "/" + name);
+        }
+        ::closedir(projects);
+    }
+    if (dirs.empty()) {
+        return base::ok();
+    }
+    base::SubprocessOptions options;
+    options.argv = {internal_binary(), "__prepare-image", "--cleanup"};
+    options.argv.insert(options.argv.end(), dirs.begin(), dirs.end());
+    options.timeout = std::chrono::seconds(120);
+    auto result = TRY(base::run_subprocess(options));
+    if (!result.status.success()) {
+        return base::internal_error("removing the previous daemon's writable layers: {}: {}",
+                                    result.status.to_string(), result.stderr_data);
+    }
+    return base::ok();
+}
+
+}  // namespace locald::daemon

@@ -1,0 +1,146 @@
+// daemon/image_service.h — what the daemon does for `image = "…"` services.
+//
+// Contract (docs/modules/daemon.md §Image services): the daemon never enters
+// namespaces, runs curl or forks user-namespace helpers itself (it is
+// multi-threaded). For an image service it
+//   1. runs `locald __prepare-image --ref REF --dir <svc>/layer` as a child
+//      (`ImagePreparation`): pull when missing, snapshots, a fresh writable
+//      layer; its NDJSON progress becomes the service's "starting" reason
+//      ("pulling …", "unpacking …") and its final result or error comes back
+//      through a callback — a failure is the child's real message;
+//   2. turns the result and the service's config into an ns::ContainerSpec
+//      (`container_spec`: Docker's Entrypoint/Cmd rules, env = image <
+//      service < injected, volumes, network, user, limits) written 0600 to
+//      `<svc>/spec.json` in the service's 0700 dir;
+//   3. supervises `launch_argv(spec.json)` like any host command;
+//   4. removes the writable layer once the service is down for good with
+//      `locald __prepare-image --cleanup` (`ImageCleanup`), and every
+//      leftover of a previous daemon at startup (`cleanup_all_image_dirs`).
+// Per-service dir: `<data>/services/<project>/<service>/` (spec.json, layer/,
+// state/). Named volumes: `<data>/volumes/<project>-<name>/`.
+// Everything here runs on the event loop's thread.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "base/child.h"
+#include "base/error.h"
+#include "base/event_loop.h"
+#include "config/spec.h"
+#include "image/result.h"
+#include "ns/spec.h"
+
+namespace locald::daemon {
+
+struct ImageServiceDirs {
+    std::string dir;    // <data>/services/<project>/<service> (0700)
+    std::string layer;  // dir/layer: the writable layer (__prepare-image --dir)
+    std::string spec;   // dir/spec.json (0600)
+    std::string state;  // dir/state: the launcher's generated /etc files
+};
+
+// `project` may hold any character (it defaults to the dir's name): it is
+// made path-safe here.
+ImageServiceDirs image_service_dirs(const std::string& data_dir, const std::string& project,
+                                    const std::string& service);
+std::string services_root(const std::string& data_dir);
+
+// THE command line that runs one container from its spec file. Kept in one
+// place so the launcher can be swapped for a slimmer executable.
+std::vector<std::string> launch_argv(const std::string& spec_path);
+
+struct ContainerInputs {
+    const config::ProjectSpec* project = nullptr;
+    const config::ServiceSpec* service = nullptr;
+    image::PreparedInfo prepared;
+    // The service's environment with provenance (config::service_env); entries
+    // of origin Environment (the client's shell) are not passed into the
+    // container, as Docker does not pass the host's.
+    std::vector<config::EnvEntry> env;
+    std::string notify_socket;  // "" = none
+    ImageServiceDirs dirs;
+    std::string data_dir;
+    std::string run_dir;
+};
+
+// The container's spec. Creates named volume dirs; a missing bind source is
+// an error naming it.
+base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& inputs);
+
+// Writes `spec` as JSON, 0600, atomically, creating the 0700 service dir.
+base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
+                                        const ImageServiceDirs& dirs);
+
+// One run of a `locald` internal command whose stdout+stderr is NDJSON,
+// watched on the loop. Dropping it kills the child.
+class InternalCommand {
+public:
+    using LineCallback = std::function<void(const std::string& line)>;
+    using DoneCallback = std::function<void(base::ExitStatus status)>;
+    static base::Result<std::unique_ptr<InternalCommand>> start(base::EventLoop& loop,
+                                                                std::vector<std::string> argv,
+                                                                LineCallback on_line,
+                                                                DoneCallback on_done);
+    ~InternalCommand();
+    pid_t pid() const { return m_child.pid(); }
+
+private:
+    InternalCommand(base::EventLoop& loop) : m_loop(loop) {}
+    void on_readable();
+    void maybe_finish();
+
+    base::EventLoop& m_loop;
+    base::Child m_child;
+    base::UniqueFd m_out;
+    base::EventLoop::WatchId m_fd_watch = 0;
+    base::EventLoop::WatchId m_exit_watch = 0;
+    std::string m_buffer;
+    bool m_eof = false;
+    std::optional<base::ExitStatus> m_status;
+    bool m_finished = false;
+    LineCallback m_on_line;
+    DoneCallback m_on_done;
+    std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
+};
+
+// `__prepare-image` for one service, with its events decoded.
+class ImagePreparation {
+public:
+    struct Callbacks {
+        // A short human line for the service's progress ("pulling …").
+        std::function<void(const std::string& text, bool log_it)> on_progress;
+        std::function<void(base::Result<image::PreparedInfo> result)> on_done;
+    };
+    static base::Result<std::unique_ptr<ImagePreparation>> start(base::EventLoop& loop,
+                                                                 const std::string& reference,
+                                                                 const std::string& layer_dir,
+                                                                 Callbacks callbacks);
+
+private:
+    void on_line(const std::string& line);
+    void on_exit(base::ExitStatus status);
+
+    Callbacks m_callbacks;
+    std::unique_ptr<InternalCommand> m_command;
+    std::optional<base::Result<image::PreparedInfo>> m_result;
+    std::string m_last_text;  // the last non-JSON output (a crash's message)
+    // Pull progress aggregated per layer, for a readable one-line summary.
+    std::map<std::string, std::pair<int64_t, int64_t>> m_layers;  // digest → {offset, size}
+    std::string m_reference;
+    int64_t m_last_reported = -1;
+};
+
+// `__prepare-image --cleanup DIR…`; `done` gets the error text ("" = ok).
+base::Result<std::unique_ptr<InternalCommand>> start_image_cleanup(
+    base::EventLoop& loop, const std::vector<std::string>& dirs,
+    std::function<void(std::string error)> done);
+
+// At daemon startup, before anything runs: removes every per-service dir a
+// previous daemon left (blocking; a child process does the removal).
+base::Result<void> cleanup_all_image_dirs(const std::string& data_dir);
+
+}  // namespace locald::daemon
