@@ -20,7 +20,7 @@ from ns_util import Scratch, run_as
 
 REF = "localhost/svc-test:1"
 APPLETS = ("sh", "cat", "echo", "env", "sleep", "httpd", "id", "hostname", "mkdir", "kill",
-           "pwd", "true", "ls")
+           "pwd", "true", "ls", "test", "[", "touch")
 
 
 class Project:
@@ -187,6 +187,88 @@ def pid_alive(pid):
         return False
 
 
+REGISTRY_TOML = """
+[project]
+name = "regsvc"
+
+[service.web]
+image = "{ref}"
+command = ["/bin/sh", "-c", "echo MODE=$MODE > /out/mode.txt; exec httpd -f -p $PORT -h /www"]
+env = {{ MODE = "{mode}" }}
+volumes = ["./data:/out", "cache:/cache"]
+health_check = {{ tcp = true, interval = "200ms" }}
+"""
+
+
+def test_pulled_image_reapply_stop_and_failures(scratch, tmp_path):
+    import registry_util as ru
+    with ru.Registry(tmp_path / "registry") as registry:
+        files = ob.busybox_files(applets=APPLETS)
+        files["www"] = ob.Dir()
+        image = ob.make_image([ob.Layer(files)], config={"Env": ["PATH=/bin"]})
+        registry.push_image("test/web", "1", image)
+        ref = f"{registry.host}/test/web:1"
+        project = Project(scratch, REGISTRY_TOML.format(ref=ref, mode="one"))
+
+        # Not in the store: `up` pulls it from the registry (progress in the logs).
+        r = project.run("up", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+        web = project.status()["web"]
+        assert (web["kind"], web["state"]) == ("image", "ready"), web
+        logs = project.run("logs", "--no-color", "web").stdout
+        assert f"pulling {ref}" in logs and "unpacking" in logs, logs
+        assert (project.dir / "data" / "mode.txt").read_text() == "MODE=one\n"
+        volume = scratch.home / "data" / "volumes" / "regsvc-cache"
+        assert volume.is_dir()
+
+        # Re-apply with another env: the container is replaced, with the new env.
+        project.write_toml(REGISTRY_TOML.format(ref=ref, mode="two"))
+        r = project.run("up", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        again = project.status()["web"]
+        assert again["state"] == "ready" and again["pid"] != web["pid"], again
+        assert (project.dir / "data" / "mode.txt").read_text() == "MODE=two\n"
+        # Unchanged config: left alone.
+        assert project.run("up", timeout=60).returncode == 0
+        assert project.status()["web"]["pid"] == again["pid"]
+
+        # stop: no launcher, no writable layer.
+        r = project.run("stop", "web", timeout=60)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert project.status()["web"]["state"] == "stopped"
+        assert [p for p, argv in launchers_of(scratch) if argv[1:2] == ["__launch"]] == []
+        assert layer_dirs(scratch) == []
+
+        # A ref the registry does not have: failed with the registry's answer.
+        project.write_toml(REGISTRY_TOML.format(ref=f"{registry.host}/test/nothing:1",
+                                                mode="x"))
+        r = project.run("up", timeout=120)
+        assert r.returncode != 0
+        out = r.stdout + r.stderr
+        assert project.status()["web"]["state"] == "failed"
+        assert "test/nothing:1" in out and "failed" in out, out
+        assert "test/nothing" in project.run("logs", "--no-color", "web").stdout
+        assert layer_dirs(scratch) == []
+
+    # Offline (config.toml) and not cached: failed naming what is missing.
+    config = scratch.home / "config"
+    config.mkdir(exist_ok=True)
+    (config / "config.toml").write_text("offline = true\n")
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(config)],
+                       check=True)
+    project.write_toml(REGISTRY_TOML.format(ref=f"{registry.host}/test/web:2", mode="x"))
+    r = project.run("up", timeout=120)
+    assert r.returncode != 0
+    out = r.stdout + r.stderr
+    assert "offline" in out and "test/web:2" in out, out
+    # …while the cached tag still runs offline.
+    project.write_toml(REGISTRY_TOML.format(ref=ref, mode="three"))
+    r = project.run("up", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (project.dir / "data" / "mode.txt").read_text() == "MODE=three\n"
+
+
 def test_missing_image_fails_with_the_pull_error(scratch):
     project = Project(scratch, """
         [service.db]
@@ -200,3 +282,38 @@ def test_missing_image_fails_with_the_pull_error(scratch):
     r = project.run("status", "--json")
     assert "nothing-here" in r.stdout + project.run("logs", "--no-color", "db").stdout
     assert layer_dirs(scratch) == []
+
+
+def test_a_killed_daemons_containers_and_layers_are_cleaned_up(scratch):
+    load_image(scratch)
+    project = Project(scratch, """
+        [project]
+        name = "crash"
+
+        [service.web]
+        image = "%s"
+        command = "if [ -e /marker ]; then echo STALE LAYER; fi; touch /marker; exec httpd -f -p $PORT -h /www"
+        """ % REF)
+    r = project.run("up", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+    first = project.status()["web"]
+    assert first["state"] == "ready"
+    upper = scratch.home / "data" / "services" / "crash" / "web" / "layer" / "upper"
+    assert (upper / "marker").exists()
+    daemon_pid = int((scratch.home / "run" / "daemon.pid").read_text().split()[0])
+    os.kill(daemon_pid, 9)
+    # The launcher dies with the daemon (parent-death signal), its container with it.
+    wait_until(lambda: not pid_alive(first["pid"]), 30, 0.05, "launcher gone")
+    # The next daemon removes the old writable layer and brings the service back
+    # from a fresh one.
+    r = project.run("up", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+    second = project.status()["web"]
+    assert second["state"] == "ready" and second["pid"] != first["pid"], second
+    assert "STALE LAYER" not in project.run("logs", "--no-color", "web").stdout
+    assert layer_dirs(scratch) == ["crash/web/layer"]
+    # Only the new launcher (and its PID 1, a fork of it) is left.
+    for pid, argv in launchers_of(scratch):
+        if argv[1:2] == ["__launch"]:
+            ppid = int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+            assert second["pid"] in (pid, ppid), (pid, ppid, second)
