@@ -15,6 +15,42 @@
 
 namespace locald::daemon {
 
+namespace {
+
+// The outcome of one non-blocking read(2)/send(2) on a client socket, with the
+// errno handling of both loops in one place: EINTR is retried, EAGAIN means
+// "wait for the next readiness event", anything else ends the connection.
+struct IoResult {
+    enum Kind { Moved, WouldBlock, Eof, Failed } kind;
+    size_t bytes = 0;
+};
+
+template <typename Syscall>
+IoResult nonblocking_io(Syscall syscall) {
+    for (;;) {
+        ssize_t n = syscall();
+        if (n > 0) {
+            return {IoResult::Moved, static_cast<size_t>(n)};
+        }
+        if (n == 0) {
+            return {IoResult::Eof};  // read: the peer closed (send never returns 0 here)
+        }
+        if (errno == EINTR) {
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            return {IoResult::WouldBlock};
+        }
+        return {IoResult::Failed};
+    }
+}
+
+IoResult send_some(int fd, const char* data, size_t size) {
+    return nonblocking_io([&] { return ::send(fd, data, size, MSG_NOSIGNAL | MSG_DONTWAIT); });
+}
+
+}  // namespace
+
 // One client connection. Owned by the server; Calls hold weak references.
 class Connection : public std::enable_shared_from_this<Connection> {
 public:
@@ -37,15 +73,15 @@ public:
         }
         if (pending() == 0) {
             // Fast path: write directly, buffer only the rest.
-            ssize_t n = ::send(m_fd.get(), line.data(), line.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n == static_cast<ssize_t>(line.size())) {
+            IoResult sent = send_some(m_fd.get(), line.data(), line.size());
+            if (sent.kind == IoResult::Moved && sent.bytes == line.size()) {
                 return;
             }
-            if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR) {
+            if (sent.kind == IoResult::Failed) {
                 close();
                 return;
             }
-            m_out.assign(line, n > 0 ? static_cast<size_t>(n) : 0, std::string::npos);
+            m_out.assign(line, sent.bytes, std::string::npos);
             m_out_offset = 0;
             update_interest();
             return;
@@ -109,19 +145,15 @@ private:
 
     void flush() {
         while (pending() > 0) {
-            ssize_t n = ::send(m_fd.get(), m_out.data() + m_out_offset, pending(),
-                               MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    break;
-                }
+            IoResult sent = send_some(m_fd.get(), m_out.data() + m_out_offset, pending());
+            if (sent.kind == IoResult::Failed) {
                 close();
                 return;
             }
-            m_out_offset += static_cast<size_t>(n);
+            if (sent.kind != IoResult::Moved) {
+                break;
+            }
+            m_out_offset += sent.bytes;
         }
         if (pending() == 0) {
             m_out.clear();
@@ -136,24 +168,22 @@ private:
     void read_input() {
         char buffer[65536];
         for (int round = 0; round < 16; ++round) {
-            ssize_t n = ::read(m_fd.get(), buffer, sizeof(buffer));
-            if (n < 0) {
-                if (errno == EINTR) {
-                    continue;
-                }
-                if (errno == EAGAIN || errno == EWOULDBLOCK) {
-                    break;
-                }
+            IoResult got =
+                nonblocking_io([&] { return ::read(m_fd.get(), buffer, sizeof(buffer)); });
+            if (got.kind == IoResult::WouldBlock) {
+                break;
+            }
+            if (got.kind == IoResult::Failed) {
                 close();
                 return;
             }
-            if (n == 0) {
+            if (got.kind == IoResult::Eof) {
                 dispatch_lines();
                 close();
                 return;
             }
-            m_in.append(std::string_view(buffer, static_cast<size_t>(n)));
-            if (static_cast<size_t>(n) < sizeof(buffer)) {
+            m_in.append(std::string_view(buffer, got.bytes));
+            if (got.bytes < sizeof(buffer)) {
                 break;
             }
         }
