@@ -40,6 +40,9 @@ def main():
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--locald", default=str(ROOT / "build" / "locald"))
     parser.add_argument("--layer-mb", type=int, default=42)
+    parser.add_argument("--serve", action="store_true",
+                        help="push the image, print its ref, and keep the registry up until "
+                             "interrupted (for profiling one tool by hand)")
     args = parser.parse_args()
     for tool in ("skopeo", "curl"):
         if not shutil.which(tool):
@@ -54,6 +57,13 @@ def main():
             registry.push_image("bench/img", "1", image)
             total = sum(b.size for b in image.layers) + image.config.size
             ref = f"{registry.host}/bench/img:1"
+            if args.serve:
+                print(ref, flush=True)
+                try:
+                    while True:
+                        time.sleep(3600)
+                except KeyboardInterrupt:
+                    return
 
             locald_times, skopeo_times = [], []
             for run in range(args.runs):

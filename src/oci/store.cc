@@ -92,7 +92,48 @@ IngestWriter& IngestWriter::operator=(IngestWriter&&) noexcept = default;
 
 IngestWriter::~IngestWriter() {
     // Keeping the partial data is the point: a later begin_ingest resumes it.
-    // Closing m_fd releases the flock.
+    // What is gathered in memory goes to disk first (best effort: a resume
+    // re-hashes whatever is there). Closing m_fd releases the flock.
+    if (!m_done && m_fd.valid() && !m_pending.empty()) {
+        auto written = base::write_all(m_fd.get(), m_pending);
+        (void)written;
+    }
+}
+
+namespace {
+constexpr size_t kIngestWriteBuffer = 1 << 20;
+constexpr int64_t kIngestWritebackChunk = 8 << 20;
+}  // namespace
+
+base::Result<void> IngestWriter::write_out(std::string_view bytes) {
+    auto written = base::write_all(m_fd.get(), bytes);
+    if (!written) {
+        // Disk full and friends: nothing half-useful should linger.
+        auto error = written.release_error();
+        discard();
+        return std::move(error).context(fmt::format("writing ingest `{}`", m_key));
+    }
+    int64_t on_disk = m_offset - static_cast<int64_t>(m_pending.size());
+    if (on_disk - m_writeback_from >= kIngestWritebackChunk) {
+        // Start writeback now, overlapping the disk with the network; only a
+        // hint (errors surface at the fsync in commit()).
+        sync_file_range(m_fd.get(), m_writeback_from, on_disk - m_writeback_from,
+                        SYNC_FILE_RANGE_WRITE);
+        m_writeback_from = on_disk;
+    }
+    return base::ok();
+}
+
+base::Result<void> IngestWriter::flush() {
+    if (m_pending.empty()) {
+        return base::ok();
+    }
+    std::string pending = std::move(m_pending);
+    m_pending.clear();
+    auto written = write_out(pending);
+    m_pending = std::move(pending);  // keep the allocation for the next round
+    m_pending.clear();
+    return written;
 }
 
 base::Result<void> IngestWriter::write(std::string_view data) {
@@ -105,15 +146,18 @@ base::Result<void> IngestWriter::write(std::string_view data) {
         return base::data_loss("ingest `{}`: received {} bytes or more, but the blob is {} bytes",
                                m_key, total, m_expected_size);
     }
-    auto written = base::write_all(m_fd.get(), data);
-    if (!written) {
-        // Disk full and friends: nothing half-useful should linger.
-        auto error = written.release_error();
-        discard();
-        return std::move(error).context(fmt::format("writing ingest `{}`", m_key));
-    }
     m_digester.update(data);
     m_offset += static_cast<int64_t>(data.size());
+    if (m_pending.empty() && data.size() >= kIngestWriteBuffer) {
+        return write_out(data);  // already big: no copy
+    }
+    if (m_pending.capacity() < kIngestWriteBuffer) {
+        m_pending.reserve(kIngestWriteBuffer);
+    }
+    m_pending.append(data);
+    if (m_pending.size() >= kIngestWriteBuffer) {
+        return flush();
+    }
     return base::ok();
 }
 
@@ -127,6 +171,7 @@ base::Result<void> IngestWriter::commit(const Digest& expected, int64_t expected
         return base::data_loss("blob `{}`: size mismatch: got {} bytes, expected {}",
                                expected.str(), got, expected_size);
     }
+    TRY(flush().context(fmt::format("committing blob `{}`", expected.str())));
     if (auto synced = base::fsync_fd(m_fd.get()); !synced) {
         auto error = synced.release_error();
         discard();
@@ -169,6 +214,7 @@ void IngestWriter::discard() {
         return;
     }
     m_done = true;
+    m_pending.clear();
     unlink((m_dir + "/ref").c_str());
     unlink((m_dir + "/data").c_str());
     rmdir(m_dir.c_str());
@@ -434,6 +480,7 @@ base::Result<std::optional<IngestWriter>> ContentStore::begin_ingest(std::string
         return base::errno_error("seeking ingest `{}`", key);
     }
     writer.m_offset = position;
+    writer.m_writeback_from = position;
     writer.m_fd = std::move(fd);
     return std::optional<IngestWriter>(std::move(writer));
 }

@@ -67,7 +67,11 @@ public:
     const std::string& key() const { return m_key; }
 
     // Appends `data` and hashes it. Writing past the expected size given to
-    // begin_ingest is DataLoss (and discards the ingest).
+    // begin_ingest is DataLoss (and discards the ingest). Bytes are gathered
+    // into 1 MiB writes (libcurl hands over 16 KiB at a time), and written
+    // data is handed to the kernel's writeback every 8 MiB so the fsync at
+    // commit finds little left to do; dropping the writer flushes what is
+    // gathered, so a resume loses nothing.
     base::Result<void> write(std::string_view data);
     // fsync → verify size and digest → rename into blobs/ → fsync dir.
     // AlreadyExists never happens: if the blob appeared meanwhile the ingest
@@ -79,11 +83,15 @@ public:
 private:
     friend class ContentStore;
     IngestWriter() = default;
+    base::Result<void> flush();
+    base::Result<void> write_out(std::string_view bytes);  // write(2) + writeback hint
     std::string m_store_root;  // <data>/store (a path, so the store object may move)
     std::string m_key;
-    std::string m_dir;    // <data>/ingest/<sha256(key)>
-    base::UniqueFd m_fd;  // data file, flock'd exclusively
-    int64_t m_offset = 0;
+    std::string m_dir;             // <data>/ingest/<sha256(key)>
+    base::UniqueFd m_fd;           // data file, flock'd exclusively
+    int64_t m_offset = 0;          // bytes accepted (on disk + m_pending)
+    int64_t m_writeback_from = 0;  // first byte not yet handed to writeback
+    std::string m_pending;         // accepted, not yet written (< 1 MiB)
     int64_t m_expected_size = -1;  // -1 = unknown
     Digester m_digester;
     bool m_done = false;
