@@ -482,11 +482,37 @@ Result<void> Applier::apply_entry(archive* ar, archive_entry* entry, const std::
     if (hardlink != nullptr) {
         // The target is resolved in-root like any path; linkat without
         // AT_SYMLINK_FOLLOW links a symlink itself, never what it points to.
-        UniqueFd target_dir = TRY(base::open_in_root(
+        bool overlay = m_options.whiteouts == WhiteoutMode::Overlay;
+        auto target_dir = base::open_in_root(
             m_root, dirname_of(link_target).empty() ? "." : dirname_of(link_target),
-            O_PATH | O_DIRECTORY));
+            O_PATH | O_DIRECTORY);
+        if (!target_dir) {
+            int err = target_dir.error().errno_value();
+            if (overlay && (err == ENOENT || err == ENOTDIR)) {
+                // Its parent is only in a lower layer: resolved at commit.
+                m_stats.lower_links.push_back({path, link_target});
+                m_stats.hardlinks++;
+                return base::ok();
+            }
+            return target_dir.release_error().context(
+                fmt::format("hardlinking to `{}`", link_target));
+        }
         std::string target_leaf(basename_of(link_target));
-        if (linkat(target_dir.get(), target_leaf.c_str(), dir.get(), leaf.c_str(), 0) != 0) {
+        struct stat target_st;
+        if (overlay &&
+            fstatat(target_dir->get(), target_leaf.c_str(), &target_st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            is_whiteout_device(target_st)) {
+            // Linking the marker would turn the link into a whiteout too.
+            return base::invalid_argument("hardlink to `{}`, which this layer removed",
+                                          link_target);
+        }
+        if (linkat(target_dir->get(), target_leaf.c_str(), dir.get(), leaf.c_str(), 0) != 0) {
+            if (overlay && errno == ENOENT) {
+                // A file of a lower layer: resolved at commit (lower_links.h).
+                m_stats.lower_links.push_back({path, link_target});
+                m_stats.hardlinks++;
+                return base::ok();
+            }
             return base::errno_error("hardlinking to `{}`", link_target);
         }
         m_stats.hardlinks++;

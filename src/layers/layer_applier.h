@@ -79,6 +79,13 @@ struct ApplyOptions {
     ApplyLimits limits;
 };
 
+// A hardlink entry of an Overlay-mode apply whose target was not in the
+// layer's own directory (layers/lower_links.h resolves it later).
+struct LowerLink {
+    std::string path;    // the link (cleaned entry path)
+    std::string target;  // its target (cleaned)
+};
+
 struct ApplyStats {
     Compression compression = Compression::None;
     std::string diff_id;            // "sha256:…" of the uncompressed stream
@@ -100,6 +107,8 @@ struct ApplyStats {
     // Directories created only because an entry needed a parent (no tar
     // entry of their own); their metadata is not the layer's.
     std::vector<std::string> implicit_dirs;
+    // Overlay mode: hardlinks to files of lower layers, in tar order.
+    std::vector<LowerLink> lower_links;
     // One line per kind of loss ("skipped 2 device nodes: …").
     std::vector<std::string> warnings;
 };

@@ -16,6 +16,7 @@
 #include "base/sys.h"
 #include "base/temp_dir.h"
 #include "layers/internal/fs_util.h"
+#include "layers/lower_links.h"
 
 namespace locald::layers {
 
@@ -364,6 +365,23 @@ base::Result<std::vector<std::string>> SnapshotStore::ensure(const std::vector<L
         if (pending[i]) {
             auto& p = *pending[i];
             std::string fs = p.dir.join("fs");
+            if (!p.stats.lower_links.empty()) {
+                // Every lower snapshot exists now (committed bottom-up).
+                UniqueFd own = TRY(base::open_file(fs, O_RDONLY | O_DIRECTORY));
+                std::vector<UniqueFd> lower_fds;
+                std::vector<int> lowers;
+                for (auto it = paths.rbegin(); it != paths.rend(); ++it) {
+                    lower_fds.push_back(TRY(base::open_file(*it, O_RDONLY | O_DIRECTORY)));
+                    lowers.push_back(lower_fds.back().get());
+                }
+                auto linked = TRY(resolve_lower_links(own.get(), lowers, p.stats.lower_links,
+                                                      layers[i].blob_digest));
+                if (linked.skipped_devices > 0) {
+                    p.stats.warnings.push_back(fmt::format(
+                        "layer `{}`: skipped {} hardlinked device nodes (need real root)",
+                        layers[i].blob_digest, linked.skipped_devices));
+                }
+            }
             fix_implicit_dirs(fs, p.stats.implicit_dirs, paths);
             std::string meta = fmt::format(
                 "{{\"chain_id\":\"{}\",\"diff_id\":\"{}\",\"parent\":\"{}\",\"layer\":\"{}\"}}\n",
