@@ -67,6 +67,9 @@ public:
     // Path to write the child's pid to before exec; empty in scan mode.
     std::string cgroup_procs_path() const;
     bool uses_cgroup() const { return !m_cgroup_dir.empty(); }
+    // A cgroup2 cgroup: a child can be created in it directly (clone3
+    // CLONE_INTO_CGROUP) instead of migrating itself through cgroup.procs.
+    bool uses_cgroup_v2() const { return uses_cgroup() && m_cgroup_v2; }
     const std::string& cgroup_dir() const { return m_cgroup_dir; }
 
     // A new run: `leader` is the main process (session/group leader).

@@ -1,6 +1,7 @@
 #include "host/pty.h"
 
 #include <fcntl.h>
+#include <linux/sched.h>  // clone_args, CLONE_INTO_CGROUP
 #include <signal.h>
 #include <sys/ioctl.h>
 #include <sys/prctl.h>
@@ -234,11 +235,30 @@ base::Result<PtyChild> spawn_in_pty(const ExecPlan& plan, const SpawnOptions& op
     const int parent_death_signal = options.parent_death_signal;
     const pid_t supervisor_pid = ::getpid();
 
-    pid_t pid = ::fork();
+    pid_t pid = -1;
+    bool in_cgroup_at_birth = false;
+    if (options.cgroup_dir_fd >= 0) {
+        struct clone_args args {};
+        args.flags = CLONE_INTO_CGROUP;
+        args.exit_signal = SIGCHLD;
+        args.cgroup = static_cast<uint64_t>(options.cgroup_dir_fd);
+        pid = static_cast<pid_t>(::syscall(SYS_clone3, &args, sizeof args));
+        in_cgroup_at_birth = pid >= 0;
+        // Otherwise (ENOSYS, EINVAL, EOPNOTSUPP…): fork and join below.
+    }
+    if (!in_cgroup_at_birth) {
+        pid = ::fork();
+    }
     if (pid < 0) {
         return base::errno_error("fork");
     }
     if (pid == 0) {
+        // After a raw clone3 glibc's per-thread data still names the parent's
+        // thread (no atfork handling): only plain syscall wrappers from here
+        // on, which is all this child uses (no raise(), no malloc).
+        if (in_cgroup_at_birth) {
+            cgroup_procs = nullptr;
+        }
         int fd = status_write.get();
         // The event loop blocks signals for its signalfd and may ignore
         // SIGPIPE: a service starts with a clean slate.
@@ -265,7 +285,7 @@ base::Result<PtyChild> spawn_in_pty(const ExecPlan& plan, const SpawnOptions& op
             // The parent may have died before prctl took effect: then no
             // signal will ever come, so act as if it had.
             if (::getppid() != supervisor_pid) {
-                ::raise(parent_death_signal);
+                ::kill(::getpid(), parent_death_signal);
                 ::_exit(128 + parent_death_signal);
             }
         }

@@ -290,6 +290,11 @@ void Supervisor::do_spawn() {
     }
     SpawnOptions spawn_options;
     spawn_options.cgroup_procs_path = m_tree->cgroup_procs_path();
+    base::UniqueFd cgroup_dir;
+    if (m_tree->uses_cgroup_v2()) {
+        cgroup_dir.reset(::open(m_tree->cgroup_dir().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+        spawn_options.cgroup_dir_fd = cgroup_dir ? cgroup_dir.get() : -1;
+    }
     spawn_options.parent_death_signal = m_options.parent_death_signal;
     auto child = spawn_in_pty(plan, spawn_options);
     if (!child) {
