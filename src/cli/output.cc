@@ -187,7 +187,11 @@ void Progress::update(const base::Json& service) {
         m_rows.push_back(Row{name, "", "", "", 0});
         row = &m_rows.back();
     }
-    bool changed = row->state != state || (state == "failed" && row->reason != reason);
+    // An image being pulled/unpacked: each progress step is a line too.
+    const base::Json* preparing = service.find("preparing");
+    bool progress = preparing && preparing->is_bool() && preparing->as_bool();
+    bool changed =
+        row->state != state || ((state == "failed" || progress) && row->reason != reason);
     if (row->state != state) {
         row->changed_ms = elapsed_ms();
     }

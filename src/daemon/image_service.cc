@@ -463,9 +463,9 @@ void ImagePreparation::on_line(const std::string& line) {
             finished += layer.second > 0 && layer.first >= layer.second ? 1 : 0;
         }
         bool log_it = kind == "layer-done";
-        // Throttled: a line per 5 % of the bytes, or per finished layer.
+        // Throttled: a line per 10 % of the bytes, or per finished layer.
         if (log_it || m_last_reported < 0 ||
-            done - m_last_reported >= std::max<int64_t>(all / 20, 1)) {
+            done - m_last_reported >= std::max<int64_t>(all / 10, 1)) {
             m_last_reported = done;
             progress(fmt::format("pulling {}: {} of {} ({}/{} layers)", m_reference,
                                  human_bytes(done), human_bytes(all), finished, m_layers.size()),

@@ -52,6 +52,9 @@ base::Json to_json(const ServiceView& view, bool with_reason) {
     if (with_reason) {
         json.set("reason", view.reason);
         json.set("waiting", view.waiting);
+        if (view.preparing) {
+            json.set("preparing", true);  // `reason` is pull/unpack progress
+        }
     }
     return json;
 }
@@ -1587,6 +1590,7 @@ ServiceView ServiceManager::make_view(const Project& project, const Service& ser
         view.state = ServiceState::Starting;
         view.pid = 0;
         view.reason = service.progress;
+        view.preparing = true;
     } else if (service.cleaning && view.state == ServiceState::Stopped) {
         view.state = ServiceState::Stopping;  // the writable layer is being removed
         view.reason = "removing the writable layer";

@@ -77,6 +77,7 @@ struct ServiceView {
     std::optional<host::WallTime> started_at;
     std::optional<host::WallTime> ready_at;
     std::string reason;
+    bool preparing = false;  // an image service's image is being pulled/unpacked
 };
 
 // The exact `status --json` object (plus "reason" when `with_reason`).

@@ -215,6 +215,9 @@ def test_pulled_image_reapply_stop_and_failures(scratch, tmp_path):
         assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
         web = project.status()["web"]
         assert (web["kind"], web["state"]) == ("image", "ready"), web
+        # `up` relays the preparation's steps as progress lines.
+        assert f"regsvc:web: starting — pulling {ref}" in r.stdout, r.stdout
+        assert f"regsvc:web: starting — unpacking {ref}" in r.stdout, r.stdout
         logs = project.run("logs", "--no-color", "web").stdout
         assert f"pulling {ref}" in logs and "unpacking" in logs, logs
         assert (project.dir / "data" / "mode.txt").read_text() == "MODE=one\n"
