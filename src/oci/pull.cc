@@ -52,8 +52,8 @@ base::Result<FetchedDocument> document_by_digest(ContentStore& store, RegistryCl
 // and is returned once every worker has finished.
 base::Result<void> fetch_blobs(ContentStore& store, RegistryClient& client,
                                const std::vector<Descriptor>& blobs, int parallel,
-                               const std::string& ref, ProgressSink* progress,
-                               PulledImage& result) {
+                               const std::string& ref, ProgressSink* progress, PulledImage& result,
+                               const std::function<void(const Descriptor&)>& committed) {
     std::atomic<size_t> next{0};
     std::atomic<bool> failed{false};
     std::mutex mutex;
@@ -70,6 +70,9 @@ base::Result<void> fetch_blobs(ContentStore& store, RegistryClient& client,
                 std::lock_guard lock(mutex);
                 ++result.blobs_present;
                 emit(progress, {ProgressKind::LayerSkip, "", ref, digest, blob.size, blob.size});
+                if (committed) {
+                    committed(blob);
+                }
                 continue;
             }
             int64_t resume = store.ingest_offset(digest);
@@ -93,6 +96,9 @@ base::Result<void> fetch_blobs(ContentStore& store, RegistryClient& client,
             result.bytes_downloaded += fetched.value();
             ++result.blobs_downloaded;
             emit(progress, {ProgressKind::LayerDone, "", ref, digest, blob.size, blob.size});
+            if (committed) {
+                committed(blob);
+            }
         }
     };
     size_t workers = std::min<size_t>(std::max(parallel, 1), blobs.size());
@@ -219,7 +225,11 @@ base::Result<PulledImage> pull_from(ContentStore& store, const Reference& ref,
         blobs.push_back(layer);
     }
     PulledImage pulled{ref, root_descriptor, manifest_descriptor, source};
-    TRY(fetch_blobs(store, *client, blobs, options.parallel, ref.str(), progress, pulled)
+    std::function<void(const Descriptor&)> committed;
+    if (options.on_blob_committed) {
+        committed = [&](const Descriptor& blob) { options.on_blob_committed(manifest, blob); };
+    }
+    TRY(fetch_blobs(store, *client, blobs, options.parallel, ref.str(), progress, pulled, committed)
             .context(fmt::format("pulling {}", ref.str())));
 
     // 4. Manifests last, then the ref: a recorded ref always has its blobs.

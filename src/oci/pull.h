@@ -20,6 +20,7 @@
 
 #include "base/error.h"
 #include "oci/descriptor.h"
+#include "oci/manifest.h"
 #include "oci/platform.h"
 #include "oci/progress.h"
 #include "oci/reference.h"
@@ -39,6 +40,11 @@ struct PullOptions {
     std::function<void(std::chrono::milliseconds)> sleep;
     std::optional<CredentialSources> credential_sources;
     std::shared_ptr<HttpClient> http;
+    // Called for the config and every layer of the chosen manifest as soon
+    // as the blob is in the store (just committed, or already there), from
+    // the download threads: concurrently, in any order, never after pull()
+    // returns. For starting to unpack while later layers still download.
+    std::function<void(const ImageManifest& manifest, const Descriptor& blob)> on_blob_committed;
 };
 
 struct PulledImage {
