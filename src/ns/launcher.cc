@@ -5,6 +5,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -44,6 +45,7 @@ const Step kInitSteps[] = {
     {"read-only paths", internal::make_paths_read_only},
     {"user", internal::resolve_user},
     {"working directory", internal::prepare_cwd},
+    {"terminal", internal::create_console},
     {"pivot_root", internal::pivot_into_rootfs},
     {"read-only rootfs", internal::make_rootfs_read_only},
 };
@@ -243,6 +245,16 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
     }
     base::UniqueFd go_read(go[0]), go_write(go[1]);
     base::UniqueFd errors_read(errors[0]), errors_write(errors[1]);
+    // tty: the container's pty master comes back over this socket.
+    base::UniqueFd console_parent, console_child;
+    if (spec.tty) {
+        int pair[2];
+        if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+            return base::errno_error("creating the terminal socket");
+        }
+        console_parent = base::UniqueFd(pair[0]);
+        console_child = base::UniqueFd(pair[1]);
+    }
 
     // sync 0: clone PID 1 straight into all its namespaces (no re-exec).
     unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
@@ -261,11 +273,14 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
         errors_read.reset();
         ctx.go_fd = go_read.release();
         ctx.error_fd = errors_write.release();
+        console_parent.reset();
+        ctx.console_fd = console_child ? console_child.release() : -1;
         internal::run_steps(ctx, kInitSteps, sizeof kInitSteps / sizeof kInitSteps[0]);
         ::_exit(internal::run_init(ctx));
     }
     go_read.reset();
     errors_write.reset();
+    console_child.reset();
 
     auto reap = [pid]() -> int {
         int status = 0;
@@ -295,10 +310,33 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
         return abort_child(base::errno_error("releasing the container"));
     }
     go_write.reset();
+    // tty: the terminal arrives before the payload runs (EOF if setup failed
+    // first; the error channel then says why).
+    base::UniqueFd console;
+    if (console_parent) {
+        auto received = internal::receive_console(console_parent.get());
+        if (!received) {
+            return abort_child(received.release_error());
+        }
+        console = std::move(*received);
+        console_parent.reset();
+    }
     // sync 3: the channel reaches EOF when the payload has exec'd (or setup failed).
     if (auto setup = internal::receive_error(errors_read.get()); !setup) {
         (void)reap();
         return setup.release_error();
+    }
+    auto report_oom = [&]() {
+        if (internal::cgroup_oom_killed(cgroup)) {
+            warn(fmt::format("the container was killed by the OOM killer (memory limit {} bytes)",
+                             spec.resources.memory_bytes.value_or(0)));
+        }
+    };
+    if (console) {
+        // Relay our stdin/stdout to the container's terminal until PID 1 exits.
+        int code = status_code(internal::relay_console(console.get(), pid, set));
+        report_oom();
+        return code;
     }
 
     // Supervise: forward signals to PID 1 (which forwards to the payload)
@@ -314,20 +352,9 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
             pid_t done = ::waitpid(pid, &status, WNOHANG);
             if (done == pid) {
                 int code = status_code(status);
-                if (internal::cgroup_oom_killed(cgroup)) {
-                    warn(
-                        fmt::format("the container was killed by the OOM killer (memory limit "
-                                    "{} bytes)",
-                                    spec.resources.memory_bytes.value_or(0)));
-                }
+                report_oom();
                 return code;
             }
-            continue;
-        }
-        // With a pass-through terminal, keyboard signals (from the kernel) already
-        // reached the payload through the shared process group.
-        if (spec.tty && info.si_code == SI_KERNEL &&
-            (sig == SIGINT || sig == SIGQUIT || sig == SIGWINCH)) {
             continue;
         }
         ::kill(pid, sig);

@@ -2,6 +2,7 @@
 unprivileged test user, with a busybox rootfs and a probe run inside."""
 import json
 import os
+import re
 import signal
 import subprocess
 import time
@@ -304,31 +305,113 @@ def test_memory_limit_is_enforced_where_possible(scratch, locald_bin, tmp_path):
     assert "OOM" in root_run.stderr
 
 
-def test_tty_pass_through(scratch):
-    import pty
-    master, slave = pty.openpty()
-    try:
-        p = subprocess.Popen(
-            ns_util.as_user_argv(scratch.user, [str(scratch.bin), "container", "run", "-t", "-i",
-                                                "--rootfs", str(scratch.rootfs), "/bin/sh", "-c",
-                                                "test -t 0 && test -t 1 && echo tty=$TERM"]),
-            env=ns_util.user_env(scratch.user, scratch.home), cwd="/tmp", stdin=slave,
-            stdout=slave, stderr=slave, start_new_session=True)
-        os.close(slave)
-        p.wait(timeout=30)
-        output = b""
-        while True:
+class PtyDriver:
+    """Runs argv as the test user with a fresh pty as its controlling terminal
+    (pty.fork) and talks to it like a user at a keyboard."""
+
+    def __init__(self, argv, env, rows=24, cols=80):
+        import pty
+        self.pid, self.master = pty.fork()
+        if self.pid == 0:
+            os.chdir("/tmp")
+            os.execvpe(argv[0], argv, env)
+        self.resize(rows, cols)
+        self.out = b""
+
+    def resize(self, rows, cols):
+        import fcntl
+        import struct
+        import termios
+        fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
+
+    def expect(self, marker: bytes, timeout=20):
+        import select
+        end = time.time() + timeout
+        while marker not in self.out:
+            left = end - time.time()
+            assert left > 0, f"no {marker!r} in {self.out!r}"
+            ready, _, _ = select.select([self.master], [], [], min(left, 0.5))
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096)
+                except OSError:
+                    chunk = b""
+                assert chunk, f"terminal closed before {marker!r}: {self.out!r}"
+                self.out += chunk
+        seen, self.out = self.out.split(marker, 1)
+        return seen + marker
+
+    def send(self, data: bytes):
+        os.write(self.master, data)
+
+    def wait(self, timeout=30):
+        end = time.time() + timeout
+        while time.time() < end:
             try:
-                chunk = os.read(master, 4096)
+                os.read(self.master, 4096)
             except OSError:
-                break
-            if not chunk:
-                break
-            output += chunk
-    finally:
-        os.close(master)
-    assert p.returncode == 0, output
-    assert b"tty=xterm" in output
+                pass
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            if done:
+                os.close(self.master)
+                return os.waitstatus_to_exitcode(status)
+            time.sleep(0.05)
+        os.kill(self.pid, signal.SIGKILL)
+        raise AssertionError("the launcher did not exit")
+
+
+def test_tty_is_the_containers_own_terminal(scratch):
+    """-t: a pty on the container's devpts, relayed by the launcher; what a
+    user at a terminal relies on works inside (name, /dev/console, window
+    size and its changes, ^C to the foreground job, job control)."""
+    argv = [str(scratch.bin), "container", "run", "-t", "-i", "--rootfs", str(scratch.rootfs),
+            "-e", "PS1=$ ", "/bin/sh", "-i"]
+    env = dict(ns_util.user_env(scratch.user, scratch.home))
+    uid, gid, _ = ns_util.user_ids(scratch.user)
+    pid = os.fork()
+    if pid == 0:  # drop to the test user, then get the pty as that user
+        try:
+            os.setgroups([])
+            os.setgid(gid)
+            os.setuid(uid)
+            term = PtyDriver(argv, env, rows=33, cols=101)
+            term.expect(b"$ ")
+            term.send(b"tty; stty size; echo T=$TERM\r")
+            got = term.expect(b"T=xterm\r\n")
+            assert b"/dev/pts/0" in got and b"33 101" in got, got
+            term.send(b"ls -ln /dev/console; echo C-$((40+2))\r")
+            got = term.expect(b"C-42\r\n")
+            # /dev/console is the same pty (136 = the pty slave major), and the
+            # shell is its own session leader with a controlling terminal.
+            assert re.search(rb"c[-rw]+ +\d+ +\d+ +\d+ +136, +0 .*/dev/console", got), got
+            # ^C reaches the foreground job only; the shell survives.
+            term.send(b"sleep 100\r")
+            time.sleep(0.5)
+            term.send(b"\x03")
+            term.expect(b"^C")
+            term.send(b"echo A-$((60+1))\r")
+            term.expect(b"A-61\r\n", timeout=5)  # the prompt is back: sleep was interrupted
+            term.resize(40, 120)
+            time.sleep(0.2)
+            term.send(b"stty size; sleep 60 & jobs; kill %1; echo J-$((40+3))\r")
+            got = term.expect(b"J-43\r\n")
+            assert b"40 120" in got and b"Running" in got, got
+            term.send(b"exit 5\r")
+            os._exit(0 if term.wait() == 5 else 1)
+        except BaseException:  # report through the exit status
+            import traceback
+            traceback.print_exc()
+            os._exit(2)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+
+
+def test_tty_with_plain_pipes_still_gets_a_terminal(scratch):
+    r = scratch.container("-t", "/bin/sh", "-c",
+                          "test -t 0 && test -t 1 && echo tty=$TERM; tty; exit 4")
+    assert r.returncode == 4, r.stderr
+    lines = r.stdout.replace("\r", "").split()
+    assert lines == ["tty=xterm", "/dev/pts/0"], r.stdout
 
 
 def test_container_dies_with_its_launcher(scratch):

@@ -10,6 +10,7 @@
 #pragma once
 
 #include <linux/filter.h>
+#include <signal.h>
 #include <sys/types.h>
 
 #include <cstdint>
@@ -34,8 +35,9 @@ struct ResolvedUser {
 struct ChildContext {
     const ContainerSpec* spec = nullptr;
     base::IdMapping mapping;
-    int error_fd = -1;  // write end of the error channel (CLOEXEC)
-    int go_fd = -1;     // read end: one byte when the parent has mapped us
+    int error_fd = -1;    // write end of the error channel (CLOEXEC)
+    int go_fd = -1;       // read end: one byte when the parent has mapped us
+    int console_fd = -1;  // tty: our end of the socket the pty master goes to
     // Host directory holding generated hosts/resolv.conf/hostname ("" = none).
     std::string etc_dir;
     std::string hostname;
@@ -48,6 +50,7 @@ struct ChildContext {
     ResolvedUser user;
     std::vector<std::string> env;  // final environment
     pid_t payload_pid = -1;
+    base::UniqueFd console_slave;  // tty: the pty slave the payload attaches to
 };
 
 using StepFn = base::Result<void> (*)(ChildContext&);
@@ -106,6 +109,16 @@ base::Result<void> make_paths_read_only(ChildContext& ctx);
 
 // devices.cc
 base::Result<void> mount_dev(ChildContext& ctx);
+
+// console.cc (tty): PID 1 opens a pty on the container's devpts, binds it on
+// /dev/console and sends the master to the launcher; the payload makes the
+// slave its controlling terminal and stdio. The launcher relays its own
+// stdin/stdout to the master until PID 1 exits and returns its wait status.
+base::Result<void> create_console(ChildContext& ctx);
+base::Result<void> attach_console(ChildContext& ctx);
+// An empty fd when the socket reached EOF (setup failed first).
+base::Result<base::UniqueFd> receive_console(int socket);
+int relay_console(int master, pid_t init, const sigset_t& signals);
 
 // users.cc
 base::Result<void> resolve_user(ChildContext& ctx);

@@ -27,11 +27,14 @@ base::Result<void> start_session(ChildContext& ctx) {
     if (::sigprocmask(SIG_SETMASK, &empty, nullptr) != 0) {
         return base::errno_error("sigprocmask");
     }
-    // A new session without a controlling terminal: the payload cannot inject
-    // input into the launcher's terminal (TIOCSTI, CVE-2017-5226) and terminal
-    // signals go to the launcher, which forwards them once. With a tty the
-    // payload stays in the launcher's foreground group instead (pass-through).
-    if (!ctx.spec->tty && ::setsid() < 0) {
+    // A new session: the payload can never inject input into the launcher's
+    // terminal (TIOCSTI, CVE-2017-5226). With a tty its controlling terminal
+    // is the container's own pty (console.cc); without, it has none and
+    // terminal signals go to the launcher, which forwards them once.
+    if (ctx.console_slave) {
+        return attach_console(ctx);
+    }
+    if (::setsid() < 0) {
         return base::errno_error("setsid");
     }
     return base::ok();

@@ -29,6 +29,12 @@ base::Result<void> wait_for_parent(ChildContext& ctx) {
     if (::prctl(PR_SET_PDEATHSIG, SIGKILL) != 0) {
         return base::errno_error("prctl(PR_SET_PDEATHSIG)");
     }
+    //    And leave the launcher's session: nothing in the container keeps the
+    //    launcher's terminal as its controlling tty, and keyboard signals
+    //    reach the container only once, forwarded by the launcher.
+    if (::setsid() < 0) {
+        return base::errno_error("setsid");
+    }
     return base::ok();
 }
 
