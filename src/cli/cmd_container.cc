@@ -41,7 +41,7 @@ const char kContainerHelp[] =
     "options:\n"
     "  --rm                  remove the container's writable layer afterwards (always done)\n"
     "  -i, --interactive     keep stdin attached (otherwise stdin is /dev/null)\n"
-    "  -t, --tty             share this terminal with the container (pass-through)\n"
+    "  -t, --tty             give the container its own terminal, relayed to this one\n"
     "  --name NAME           container name (also the hostname)\n"
     "  -e, --env K=V         set an environment variable (K alone: take it from here)\n"
     "  --env-file FILE       read K=V lines from FILE\n"

@@ -97,6 +97,10 @@ def launchers_of(scratch):
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+        if cmdline and cmdline[0] == str(scratch.launch_bin).encode():
+            # The daemon runs the slim `locald-launch SPEC` when it sits next to
+            # `locald` (ns::launch_command): the same mode as `locald __launch SPEC`.
+            cmdline = [str(scratch.bin).encode(), b"__launch", *cmdline[1:]]
         if cmdline and cmdline[0] == str(scratch.bin).encode() and b"daemon" not in cmdline:
             found.append((int(entry.name), [c.decode(errors="replace") for c in cmdline if c]))
     return found
