@@ -138,6 +138,10 @@ void LogSink::rotate() {
     if (m_options.file_keep <= 0) {
         ::truncate(path.c_str(), 0);
     } else {
+        // Drop the oldest first so no rename below replaces a file: ext4
+        // (auto_da_alloc) starts writeback of the renamed file when a rename
+        // replaces one, which stalled the loop on every rotation of a flood.
+        ::unlink(fmt::format("{}.{}", path, m_options.file_keep).c_str());
         for (int i = m_options.file_keep - 1; i >= 1; --i) {
             std::string from = fmt::format("{}.{}", path, i);
             std::string to = fmt::format("{}.{}", path, i + 1);

@@ -109,6 +109,8 @@ public:
     void flush_partial();
     // Writes the file buffer out now. Errors are remembered in file_error().
     void flush();
+    // Bytes waiting in the file buffer (written at file_buffer_bytes or flush()).
+    size_t buffered_bytes() const { return m_file_buffer.size(); }
 
     // The last `n` ring records (oldest first); n = 0 means all.
     std::vector<LogRecord> tail(size_t n) const;

@@ -23,6 +23,7 @@ namespace {
 // Reads per wakeup before yielding to other services on the same loop.
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kReadBudget = 4 * 1024 * 1024;
+constexpr Millis kFileFlushDelay{20};  // longest a log line waits for the file
 
 // How often the process tree is re-scanned: while running, to remember
 // descendants (and reap adopted zombies); while stopping, to notice "empty".
@@ -100,7 +101,8 @@ base::Result<std::unique_ptr<Supervisor>> Supervisor::create(base::EventLoop& lo
 Supervisor::~Supervisor() {
     *m_alive = false;
     kill_everything_now();
-    for (auto id : {m_pty_watch, m_pid_watch, m_deadline_timer, m_tree_timer, m_notify_watch}) {
+    for (auto id : {m_pty_watch, m_pid_watch, m_deadline_timer, m_tree_timer, m_notify_watch,
+                    m_flush_timer}) {
         if (id) {
             m_loop.remove(id);
         }
@@ -379,7 +381,20 @@ void Supervisor::drain_pty(bool until_eof) {
         eof = true;  // EIO: every holder of the slave is gone, all data read
         break;
     }
-    m_logs->flush();
+    if (eof || until_eof) {
+        m_logs->flush();
+    } else if (m_logs->buffered_bytes() > 0 && m_flush_timer == 0) {
+        // A PTY hands out ≤ 4 KiB per read and a reader that keeps up sees
+        // EAGAIN after every few reads: flushing per burst meant one small
+        // file write per ~4 KiB (it halved a flood's throughput). The sink
+        // writes itself at 256 KiB; the rest reaches the file within
+        // kFileFlushDelay, and at once on state changes and at the run's end.
+        // (The ring, which `logs` reads, has every line immediately.)
+        m_flush_timer = m_loop.add_timer(kFileFlushDelay, [this] {
+            m_flush_timer = 0;
+            m_logs->flush();
+        });
+    }
     if (m_log_matched) {
         m_log_matched = false;
         m_log_matcher.reset();  // readiness is decided; liveness has no log phase

@@ -168,6 +168,7 @@ private:
     base::EventLoop::WatchId m_pid_watch = 0;
     base::EventLoop::WatchId m_deadline_timer = 0;
     base::EventLoop::WatchId m_tree_timer = 0;
+    base::EventLoop::WatchId m_flush_timer = 0;  // writes the log file buffer out
     base::EventLoop::WatchId m_notify_watch = 0;
     std::optional<SteadyTime> m_armed_deadline;
     Millis m_tree_poll_every{0};
