@@ -1,13 +1,17 @@
 // spawn_in_pty with real PTYs and real processes.
 #include "host/pty.h"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 
+#include "host/process_tree.h"
 #include "test_util.h"
 
 namespace locald::host {
@@ -187,6 +191,35 @@ TEST(PtySpawn, ExitCodeAndSignalAreReported) {
     WaitResult k = reap(*other);
     EXPECT_EQ(k.signal, SIGKILL);
     EXPECT_EQ(k.exit_code, 128 + SIGKILL);
+}
+
+TEST(PtySpawn, ChildIsBornInTheGivenCgroup2Cgroup) {
+    auto tree = ProcessTree::create("pty-born-in", TrackMode::Auto);
+    ASSERT_TRUE(tree.has_value()) << tree.error().to_string();
+    if (!(*tree)->uses_cgroup_v2()) {
+        GTEST_SKIP() << "no writable cgroup2 cgroup for this user: " << cgroup_support().why_not;
+    }
+    base::UniqueFd dir(::open((*tree)->cgroup_dir().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(dir) << std::strerror(errno);
+    ExecPlan plan;
+    plan.argv = {helper_path(), "ignore-term"};
+    SpawnOptions options;
+    options.cgroup_dir_fd = dir.get();
+    // Not a usable fallback: only clone3(CLONE_INTO_CGROUP) can put it there.
+    options.cgroup_procs_path = "/nonexistent/cgroup.procs";
+    auto child = spawn_in_pty(plan, options);
+    ASSERT_TRUE(child.has_value()) << child.error().to_string();
+    std::ifstream in("/proc/" + std::to_string(child->pid) + "/cgroup");
+    std::string line, v2;
+    while (std::getline(in, line)) {
+        if (line.starts_with("0::")) {
+            v2 = line.substr(3);
+        }
+    }
+    std::string name = (*tree)->cgroup_dir().substr((*tree)->cgroup_dir().rfind('/'));
+    EXPECT_TRUE(v2.ends_with(name)) << v2 << " vs " << (*tree)->cgroup_dir();
+    ::kill(child->pid, SIGKILL);
+    EXPECT_EQ(reap(*child).signal, SIGKILL);
 }
 
 }  // namespace
