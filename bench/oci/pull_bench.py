@@ -1,9 +1,12 @@
 #!/usr/bin/python3
 """Cold pull of a ~250 MB, 6-layer image from a loopback docker-registry:
 `locald pull` into an empty store vs `skopeo copy docker://… oci:DIR`, in the
-same run, alternating, medians of N runs. Also measures the limits on this
-machine: sha256 throughput (OpenSSL via hashlib) and a plain loopback HTTP
-download of the same bytes from the same registry (curl to /dev/null).
+same run, alternating (which tool goes first alternates too), medians of N
+runs. Also measures the limits on this machine in the same run, interleaved
+with the pulls: sha256 throughput (OpenSSL via hashlib), a plain loopback
+HTTP download of the same bytes from the same registry (curl to /dev/null,
+sequential and six in parallel), and the same six parallel downloads written
+to files and fsync'd (`sync FILE…`) — the floor for a durable pull.
 
 usage: bench/oci/pull_bench.py [--runs N] [--locald build/locald] [--layer-mb 42]
 Needs: docker-registry, skopeo (scripts/bootstrap --bench), curl.
@@ -13,6 +16,7 @@ import hashlib
 import os
 import pathlib
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,50 +63,93 @@ def main():
             ref = f"{registry.host}/bench/img:1"
             if args.serve:
                 print(ref, flush=True)
+                # Background jobs inherit SIGINT ignored: stop on SIGTERM too.
+                signal.signal(signal.SIGTERM, signal.default_int_handler)
                 try:
                     while True:
                         time.sleep(3600)
                 except KeyboardInterrupt:
                     return
 
-            locald_times, skopeo_times = [], []
+            os.sync()  # the push's 264 MB, written back before anything is timed
+            blob_urls = [f"{registry.url}/v2/bench/img/blobs/{layer.digest}"
+                         for layer in image.layers]
+
+            def curl_sequential():
+                for url in blob_urls:
+                    subprocess.run(["curl", "-s", "-o", "/dev/null", url], check=True)
+
+            def curl_parallel(out_dir=None):
+                procs = []
+                for i, url in enumerate(blob_urls):
+                    target = "/dev/null" if out_dir is None else str(out_dir / f"b{i}")
+                    procs.append(subprocess.Popen(["curl", "-s", "-o", target, url]))
+                for proc in procs:
+                    if proc.wait() != 0:
+                        raise SystemExit("curl failed")
+                if out_dir is not None:
+                    subprocess.run(["sync", *[str(out_dir / f"b{i}") for i in range(len(blob_urls))]],
+                                   check=True)
+
+            def clock(fn, *fn_args):
+                start = time.monotonic()
+                fn(*fn_args)
+                return time.monotonic() - start
+
+            blob = image.layers[0].data
+            locald_times, skopeo_times, sha_rates = [], [], []
+            curl_seq, curl_par, curl_disk = [], [], []
+            loads = [os.getloadavg()[0]]
             for run in range(args.runs):
                 home = work / f"home-{run}"
                 home.mkdir(mode=0o700)
                 env = dict(os.environ, LOCALD_HOME=str(home))
-                locald_times.append(timed([args.locald, "pull", "-q", ref], env=env))
                 oci_dir = work / f"skopeo-{run}"
-                skopeo_times.append(timed(["skopeo", "copy", "-q", "--src-tls-verify=false",
-                                           f"docker://{ref}", f"oci:{oci_dir}:1"]))
+                pulls = [
+                    lambda: locald_times.append(timed([args.locald, "pull", "-q", ref], env=env)),
+                    lambda: skopeo_times.append(timed(["skopeo", "copy", "-q", "--src-tls-verify=false",
+                                                       f"docker://{ref}", f"oci:{oci_dir}:1"])),
+                ]
+                for pull in (pulls if run % 2 == 0 else reversed(pulls)):
+                    # Each tool starts with no dirty page cache in flight (the
+                    # push, the other tool's output, other users' writes):
+                    # otherwise the fsyncs of whichever runs next pay for it.
+                    os.sync()
+                    pull()
                 shutil.rmtree(home)
                 shutil.rmtree(oci_dir)
-
-            # Limits: hashing and a bare loopback HTTP download of the same bytes.
-            blob = image.layers[0].data
-            start = time.monotonic()
-            for _ in range(4):
-                hashlib.sha256(blob).hexdigest()
-            sha_mbps = 4 * len(blob) / (time.monotonic() - start) / 1e6
-            curl_times = []
-            for _ in range(3):
+                # Limits, in the same run as the pulls.
                 start = time.monotonic()
-                for layer in image.layers:
-                    subprocess.run(["curl", "-s", "-o", "/dev/null",
-                                    f"{registry.url}/v2/bench/img/blobs/{layer.digest}"], check=True)
-                curl_times.append(time.monotonic() - start)
+                for _ in range(2):
+                    hashlib.sha256(blob).hexdigest()
+                sha_rates.append(2 * len(blob) / (time.monotonic() - start) / 1e6)
+                curl_seq.append(clock(curl_sequential))
+                curl_par.append(clock(curl_parallel))
+                disk = work / f"curl-{run}"
+                disk.mkdir()
+                os.sync()
+                curl_disk.append(clock(curl_parallel, disk))
+                shutil.rmtree(disk)
+                loads.append(os.getloadavg()[0])
 
         locald = statistics.median(locald_times)
         skopeo = statistics.median(skopeo_times)
-        curl = statistics.median(curl_times)
+        sha_mbps = statistics.median(sha_rates)
+
+        def line(name, times):
+            median = statistics.median(times)
+            return (f"{name:<28} runs: {', '.join(f'{t:.2f}' for t in times)}  median {median:.2f} s"
+                    f"  ({total / median / 1e6:.0f} MB/s)")
+
         print(f"image: 6 layers, {total / 1e6:.1f} MB (gzip of random data), registry {ref}")
-        print(f"locald pull   runs: {', '.join(f'{t:.2f}' for t in locald_times)}  median {locald:.2f} s"
-              f"  ({total / locald / 1e6:.0f} MB/s)")
-        print(f"skopeo copy   runs: {', '.join(f'{t:.2f}' for t in skopeo_times)}  median {skopeo:.2f} s"
-              f"  ({total / skopeo / 1e6:.0f} MB/s)")
+        print(f"load average (1 min) during the run: {', '.join(f'{l:.1f}' for l in loads)}")
+        print(line("locald pull", locald_times))
+        print(line("skopeo copy", skopeo_times))
         print(f"ratio locald/skopeo: {locald / skopeo:.2f}")
-        print(f"limit: sha256 {sha_mbps:.0f} MB/s ({total / sha_mbps / 1e6:.2f} s for the image); "
-              f"loopback download (curl, sequential) median {curl:.2f} s "
-              f"({total / curl / 1e6:.0f} MB/s)")
+        print(f"limit: sha256 {sha_mbps:.0f} MB/s ({total / sha_mbps / 1e6:.2f} s of one core for the image)")
+        print(line("curl sequential /dev/null", curl_seq))
+        print(line("curl x6 parallel /dev/null", curl_par))
+        print(line("curl x6 to files + fsync", curl_disk))
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
