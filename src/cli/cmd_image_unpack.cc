@@ -72,27 +72,39 @@ int run_image_unpack(std::span<const std::string> args) {
     if (!store) {
         return report_error(store.error());
     }
-    auto image = oci::resolve_image(*store, *ref, platform);
-    if (!image && image.error().kind() == base::ErrorKind::NotFound && !parsed->has("offline")) {
-        oci::PullOptions pull;
-        pull.reference = ref_text;
-        pull.platform = platform;
-        oci::LineProgress progress(stderr);
-        auto pulled = oci::pull(*store, pull, parsed->has("json") ? nullptr : &progress);
-        if (!pulled) {
-            return report_error(pulled.error());
-        }
-        image = oci::resolve_image(*store, *ref, platform);
-    }
-    if (!image) {
-        return report_error(image.error());
-    }
     layers::UnpackOptions options;
     options.rootless =
         parsed->has("single-id") ? layers::RootlessMode::SingleId : layers::RootlessMode::Auto;
-    auto report = layers::unpack_image(*store, *image, target, options);
-    if (!report) {
-        return report_error(report.error());
+    auto image = oci::resolve_image(*store, *ref, platform);
+    base::Result<layers::UnpackReport> report = base::internal_error("not unpacked");
+    if (!image && image.error().kind() == base::ErrorKind::NotFound && !parsed->has("offline")) {
+        // Pull and unpack at once: each layer is applied as soon as it is in
+        // the store, while the later ones still download.
+        oci::LineProgress progress(stderr);
+        report = layers::pull_and_unpack_image(
+            *store, target, options, [&](const layers::BlobCommitted& committed) {
+                oci::PullOptions pull;
+                pull.reference = ref_text;
+                pull.platform = platform;
+                pull.on_blob_committed = committed;
+                auto pulled = oci::pull(*store, pull, parsed->has("json") ? nullptr : &progress);
+                return pulled ? base::ok() : base::Result<void>(pulled.release_error());
+            });
+        if (!report) {
+            return report_error(report.error());
+        }
+        image = oci::resolve_image(*store, *ref, platform);
+        if (!image) {
+            return report_error(image.error());
+        }
+    } else {
+        if (!image) {
+            return report_error(image.error());
+        }
+        report = layers::unpack_image(*store, *image, target, options);
+        if (!report) {
+            return report_error(report.error());
+        }
     }
     for (const auto& warning : report->warnings) {
         std::fprintf(stderr, "locald: warning: %s\n", warning.c_str());

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include "base/paths.h"
+#include "layers/pipelined_apply.h"
 #include "ns/doctor.h"
 #include "oci/image.h"
 #include "oci/pull.h"
@@ -89,7 +90,23 @@ base::Result<std::unique_ptr<PreparedRootfs>> prepare_image_rootfs(const Prepare
         step(options, "pulling", fmt::format("pulling {}", ref.str()));
         oci::PullOptions pull;
         pull.reference = options.reference;
-        TRY(oci::pull(store, pull, options.progress));
+        // Each layer goes into its snapshot as soon as it lands, while later
+        // ones still download. The helper is forked now, before the pull's
+        // threads (a rootless apply forks into the user namespace).
+        auto plan = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
+        auto pipeline = TRY(layers::PipelinedApply::start(store, plan, {}));
+        pull.on_blob_committed = [&](const oci::ImageManifest& manifest,
+                                     const oci::Descriptor& blob) {
+            pipeline.on_blob(manifest, blob);
+        };
+        auto pulled = oci::pull(store, pull, options.progress);
+        auto applied = pipeline.finish();
+        if (!pulled) {
+            return pulled.release_error();
+        }
+        if (!applied) {
+            return applied.release_error().context(fmt::format("unpacking {}", ref.str()));
+        }
         image = oci::resolve_image(store, ref);
     }
     if (!image) {

@@ -9,6 +9,7 @@
 #include "base/sys.h"
 #include "base/temp_dir.h"
 #include "layers/internal/fs_util.h"
+#include "layers/pipelined_apply.h"
 #include "oci/media_types.h"
 #include "oci/reference.h"
 
@@ -83,6 +84,58 @@ base::Result<std::vector<LayerSource>> layer_sources(const oci::ContentStore& st
     return out;
 }
 
+namespace {
+
+// Where a flattened unpack goes: a temporary sibling of the target, renamed
+// over it (or over an empty directory) only when complete.
+struct UnpackTarget {
+    std::string clean;  // target without trailing slashes
+    std::string parent;
+    std::string name;
+    bool replace_empty = false;
+};
+
+base::Result<UnpackTarget> check_unpack_target(const std::string& target) {
+    UnpackTarget out;
+    out.clean = target;
+    while (out.clean.size() > 1 && out.clean.back() == '/') {
+        out.clean.pop_back();
+    }
+    auto slash = out.clean.rfind('/');
+    out.parent = slash == std::string::npos ? "." : (slash == 0 ? "/" : out.clean.substr(0, slash));
+    out.name = slash == std::string::npos ? out.clean : out.clean.substr(slash + 1);
+    if (out.name.empty() || out.name == "." || out.name == "..") {
+        return base::invalid_argument("`{}` is not a usable target directory", target);
+    }
+    struct stat st;
+    if (lstat(out.clean.c_str(), &st) == 0) {
+        if (!S_ISDIR(st.st_mode)) {
+            return base::already_exists("`{}` exists and is not a directory", target);
+        }
+        auto fd = TRY(base::open_file(out.clean, O_RDONLY | O_DIRECTORY));
+        if (!TRY(internal::list_dir(fd.get())).empty()) {
+            return base::already_exists("`{}` is not empty", target);
+        }
+        out.replace_empty = true;
+    }
+    return out;
+}
+
+base::Result<void> commit_unpack_target(const UnpackTarget& target, base::TempDir& temp) {
+    // Traversable like any root filesystem: containers' non-root users need it.
+    if (chmod(temp.path().c_str(), 0755) != 0) {
+        return base::errno_error("chmod `{}`", temp.path());
+    }
+    if (target.replace_empty && rmdir(target.clean.c_str()) != 0) {
+        return base::errno_error("replacing the empty directory `{}`", target.clean);
+    }
+    TRY(base::rename_at(AT_FDCWD, temp.path(), AT_FDCWD, target.clean, RENAME_NOREPLACE));
+    (void)temp.release();
+    return base::ok();
+}
+
+}  // namespace
+
 base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
                                         const oci::ResolvedImage& image, const std::string& target,
                                         const UnpackOptions& options) {
@@ -93,29 +146,9 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
     if (!plan.warning.empty()) {
         report.warnings.push_back(plan.warning);
     }
-    std::string clean = target;
-    while (clean.size() > 1 && clean.back() == '/') {
-        clean.pop_back();
-    }
-    auto slash = clean.rfind('/');
-    std::string parent =
-        slash == std::string::npos ? "." : (slash == 0 ? "/" : clean.substr(0, slash));
-    std::string name = slash == std::string::npos ? clean : clean.substr(slash + 1);
-    if (name.empty() || name == "." || name == "..") {
-        return base::invalid_argument("`{}` is not a usable target directory", target);
-    }
-    bool replace_empty = false;
-    struct stat st;
-    if (lstat(clean.c_str(), &st) == 0) {
-        if (!S_ISDIR(st.st_mode)) {
-            return base::already_exists("`{}` exists and is not a directory", target);
-        }
-        auto fd = TRY(base::open_file(clean, O_RDONLY | O_DIRECTORY));
-        if (!TRY(internal::list_dir(fd.get())).empty()) {
-            return base::already_exists("`{}` is not empty", target);
-        }
-        replace_empty = true;
-    }
+    auto where = TRY(check_unpack_target(target));
+    const std::string& parent = where.parent;
+    const std::string& name = where.name;
     auto temp = TRY(base::TempDir::create_in(parent, "." + name + ".unpack"));
     std::string rootfs = temp.path();
     std::vector<ApplyStats> all_stats;
@@ -175,15 +208,46 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
             }
         }
     }
-    // Traversable like any root filesystem: containers' non-root users need it.
-    if (chmod(rootfs.c_str(), 0755) != 0) {
-        return base::errno_error("chmod `{}`", rootfs);
+    TRY(commit_unpack_target(where, temp));
+    return report;
+}
+
+base::Result<UnpackReport> pull_and_unpack_image(const oci::ContentStore& store,
+                                                 const std::string& target,
+                                                 const UnpackOptions& options,
+                                                 const PullWithCallback& pull) {
+    OwnershipPlan plan = TRY(plan_ownership(options.rootless));
+    UnpackReport report;
+    report.user_namespace = plan.user_namespace;
+    if (!plan.warning.empty()) {
+        report.warnings.push_back(plan.warning);
     }
-    if (replace_empty && rmdir(clean.c_str()) != 0) {
-        return base::errno_error("replacing the empty directory `{}`", target);
+    auto where = TRY(check_unpack_target(target));
+    auto temp = TRY(base::TempDir::create_in(where.parent, "." + where.name + ".unpack"));
+    PipelinedApply::Options apply;
+    apply.mode = PipelinedApply::Mode::Flatten;
+    apply.flatten_root = temp.path();
+    apply.limits = options.limits;
+    // Forked before the pull's threads exist.
+    auto pipeline = TRY(PipelinedApply::start(store, plan, apply));
+    auto pulled = pull([&](const oci::ImageManifest& manifest, const oci::Descriptor& blob) {
+        pipeline.on_blob(manifest, blob);
+    });
+    auto applied = pipeline.finish();
+    if (!pulled || !applied) {
+        // Files of subordinate owners: removed as the container root.
+        (void)remove_tree(plan, temp.path());
+        if (!pulled) {
+            return pulled.release_error();
+        }
+        return applied.release_error().context(fmt::format("unpacking into `{}`", target));
     }
-    TRY(base::rename_at(AT_FDCWD, rootfs, AT_FDCWD, clean, RENAME_NOREPLACE));
-    (void)temp.release();
+    report.layers = pipeline.layers();
+    report.uncompressed_bytes = pipeline.uncompressed_bytes();
+    for (auto& w : pipeline.warnings()) {
+        report.warnings.push_back(std::move(w));
+    }
+    TRY(commit_unpack_target(where, temp));
     return report;
 }
 

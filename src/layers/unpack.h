@@ -82,6 +82,21 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
                                         const oci::ResolvedImage& image, const std::string& target,
                                         const UnpackOptions& options = {});
 
+// Runs a pull, handing it the callback to call as each blob is committed
+// (oci::PullOptions::on_blob_committed); returns the pull's outcome.
+using BlobCommitted = std::function<void(const oci::ImageManifest&, const oci::Descriptor&)>;
+using PullWithCallback = std::function<base::Result<void>(const BlobCommitted&)>;
+
+// unpack_image() for an image being pulled: each layer is applied (in order,
+// Flatten mode, in the plan's namespace, by a helper process forked before
+// `pull` runs — call while single-threaded) as soon as its blob and the
+// config are in the store, while later layers still download. Same target
+// rules and all-or-nothing result as unpack_image().
+base::Result<UnpackReport> pull_and_unpack_image(const oci::ContentStore& store,
+                                                 const std::string& target,
+                                                 const UnpackOptions& options,
+                                                 const PullWithCallback& pull);
+
 // Snapshots for every layer of `image` (parallel, in the plan's namespace);
 // returns their fs paths bottom-most first. With `lease`, the snapshots stay
 // claimed after the call (keep it while they are in use, or bind it to the

@@ -90,14 +90,15 @@ def chain_ids(diff_ids):
     return out
 
 
-def base_layer():
-    files = ob.busybox_files()
+def base_layer(extra=None):
+    files = ob.busybox_files(applets=ob.busybox_files.__defaults__[0] + ("stat",))
     files["etc/passwd"] = "root:x:0:0:root:/root:/bin/sh\n"
     files["srv"] = ob.Dir(uid=100, gid=100)
     # Files of a subordinate owner, in a directory only it may write: the
     # rootless removal must go through the namespace.
     files["srv/private"] = ob.Dir(mode=0o500, uid=100, gid=100)
     files["srv/private/data"] = ob.File(b"secret", mode=0o400, uid=100, gid=100)
+    files.update(extra or {})
     return ob.Layer(files)
 
 
