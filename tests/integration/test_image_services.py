@@ -324,3 +324,69 @@ def test_a_killed_daemons_containers_and_layers_are_cleaned_up(scratch):
         if argv[1:2] == ["__launch"]:
             ppid = int(pathlib.Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
             assert second["pid"] in (pid, ppid), (pid, ppid, second)
+
+
+NOTIFY_C = r"""
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+int main(int argc, char** argv) {
+    const char* path = getenv("NOTIFY_SOCKET");
+    if (!path || !*path) { fprintf(stderr, "no NOTIFY_SOCKET\n"); return 2; }
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof(addr.sun_path)) return 3;
+    memcpy(addr.sun_path, path, len);
+    if (addr.sun_path[0] == '@') addr.sun_path[0] = '\0';
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    const char* msg = argc > 1 ? argv[1] : "READY=1";
+    if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr*)&addr,
+               offsetof(struct sockaddr_un, sun_path) + len) < 0) { perror("sendto"); return 1; }
+    return 0;
+}
+"""
+
+
+def test_notify_readiness_from_inside_the_container(scratch):
+    """NOTIFY_SOCKET (the supervisor's abstract socket) works from a container on
+    the host network: a static sd_notify sender in the image makes it ready."""
+    import shutil
+    if not shutil.which("gcc"):
+        pytest.skip("gcc not installed: cannot build the static sd_notify sender")
+    source = scratch.dir / "notify.c"
+    source.write_text(NOTIFY_C)
+    binary = scratch.dir / "notify"
+    r = subprocess.run(["gcc", "-static", "-O2", "-o", str(binary), str(source)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip(f"cannot link a static binary (libc6-dev's libc.a?): {r.stderr[-300:]}")
+    files = ob.busybox_files(applets=APPLETS)
+    files["bin/notify"] = ob.File(binary.read_bytes(), mode=0o755)
+    layout = ob.Layout(scratch.dir / "layout-notify")
+    image = layout.add_image(layers=[ob.Layer(files)], config={"Env": ["PATH=/bin"]})
+    layout.tag("localhost/notify:1", image)
+    tar = scratch.dir / "notify.tar"
+    layout.to_tar(tar)
+    os.chmod(tar, 0o644)
+    assert scratch.run("image", "load", tar).returncode == 0
+    toml = """
+        [service.worker]
+        image = "localhost/notify:1"
+        command = "sleep 0.3; notify READY=1; exec sleep 600"
+        port = false
+        health_check = { notify = true }
+        network = "%s"
+        """
+    project = Project(scratch, toml % "host")
+    r = project.run("up", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+    assert project.status()["worker"]["state"] == "ready"
+    assert project.run("down", timeout=120).returncode == 0
+    # With network "none" the abstract socket is out of reach: refused up front.
+    project.write_toml(toml % "none")
+    r = project.run("up", timeout=60)
+    assert r.returncode != 0
+    assert "notify" in r.stderr and "none" in r.stderr, r.stdout + r.stderr
