@@ -124,6 +124,9 @@ Json to_json(const ContainerSpec& spec) {
     if (spec.resources.pids) {
         resources.set("pids", *spec.resources.pids);
     }
+    if (!spec.resources.cgroup_parent.empty()) {
+        resources.set("cgroup_parent", spec.resources.cgroup_parent);
+    }
     out.set("resources", std::move(resources));
     out.set("tty", spec.tty);
     if (spec.capabilities) {
@@ -205,6 +208,11 @@ Result<ContainerSpec> spec_from_json(const Json& json) {
     if (const Json* resources = json.find("resources"); resources && resources->is_object()) {
         spec.resources.memory_bytes = TRY(opt_int(*resources, "memory_bytes"));
         spec.resources.pids = TRY(opt_int(*resources, "pids"));
+        spec.resources.cgroup_parent = TRY(opt_string(*resources, "cgroup_parent", ""));
+        if (!spec.resources.cgroup_parent.empty() && spec.resources.cgroup_parent[0] != '/') {
+            return base::invalid_argument("resources.cgroup_parent `{}` must be absolute",
+                                          spec.resources.cgroup_parent);
+        }
         if (const Json* cpus = resources->find("cpus"); cpus && cpus->is_number()) {
             spec.resources.cpus = cpus->as_double();
         }

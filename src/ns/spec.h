@@ -69,6 +69,11 @@ struct Resources {
     std::optional<int64_t> memory_bytes;  // memory.max / memory.limit_in_bytes
     std::optional<double> cpus;           // cpu.max quota = cpus × period
     std::optional<int64_t> pids;          // pids.max
+    // A cgroup v2 directory the caller was delegated (the daemon's one
+    // parent for all its containers): the container's cgroup is created
+    // under it, with the controllers enabled in its cgroup.subtree_control.
+    // "" → the launcher's own cgroup, when that is delegated.
+    std::string cgroup_parent;
     bool any() const { return memory_bytes || cpus || pids; }
 };
 
@@ -94,9 +99,10 @@ struct ContainerSpec {
     NetworkMode network = NetworkMode::Host;
     bool read_only_rootfs = false;
     Resources resources;
-    // The payload shares the launcher's terminal (pass-through): it joins the
-    // launcher's foreground process group instead of a new session, so the
-    // terminal's job control and SIGWINCH reach it directly.
+    // The container gets its own terminal: a pty on its devpts (also
+    // /dev/console), the payload's controlling tty and stdio; the launcher
+    // relays its stdin/stdout to it (raw mode when stdin is a terminal) and
+    // copies window-size changes.
     bool tty = false;
     // nullopt: containers-common's default set. Names as "CAP_CHOWN" or "chown".
     std::optional<std::vector<std::string>> capabilities;

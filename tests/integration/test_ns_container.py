@@ -2,6 +2,7 @@
 unprivileged test user, with a busybox rootfs and a probe run inside."""
 import json
 import os
+import pathlib
 import re
 import signal
 import subprocess
@@ -303,6 +304,49 @@ def test_memory_limit_is_enforced_where_possible(scratch, locald_bin, tmp_path):
                     + root_run.stderr)
     assert root_run.returncode == 137, root_run.stdout + root_run.stderr
     assert "OOM" in root_run.stderr
+
+
+def test_pids_and_cpu_limits_as_root_on_cgroup_v1(scratch):
+    """As root on this hybrid host the v1 pids and cpu controllers apply the
+    limits (rootless cannot: covered by the warning test above)."""
+    if os.geteuid() != 0:
+        pytest.skip("LOUD SKIP: v1 controllers need root; run as root to cover them")
+    if not os.path.exists("/sys/fs/cgroup/pids/pids.max") and \
+            not os.path.exists("/sys/fs/cgroup/pids/cgroup.procs"):
+        pytest.skip("LOUD SKIP: no cgroup v1 pids controller mounted on this host")
+    # As root without a subordinate range, container root is host `nobody`,
+    # which cannot create the kernel mount points in the test user's rootfs.
+    for name in ("proc", "dev", "sys"):
+        (scratch.rootfs / name).mkdir(exist_ok=True)
+    env = dict(os.environ, LOCALD_HOME=str(scratch.home))
+    base = [str(scratch.bin), "container", "run", "--rootfs", str(scratch.rootfs)]
+    forks = "i=0; while [ $i -lt 40 ]; do sleep 30 & i=$((i+1)); done; echo all-forked"
+    r = subprocess.run(base + ["--pids", "12", "/bin/sh", "-c", forks], capture_output=True,
+                       text=True, env=env, timeout=120, cwd="/tmp")
+    if "resource limits are not applied" in r.stderr:
+        pytest.skip("LOUD SKIP: root cannot use the v1 controllers here: " + r.stderr)
+    assert "can't fork" in r.stderr and "all-forked" not in r.stdout, r.stdout + r.stderr
+    # While it runs, the container's v1 cgroups hold its limits.
+    p = subprocess.Popen(base + ["--name", "cg", "--pids", "12", "--cpus", "0.5", "/bin/sh",
+                                "-c", "echo ready; sleep 30"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                         cwd="/tmp")
+    try:
+        assert p.stdout.readline().strip() == "ready"
+        suffix = f"locald/locald-cg-{p.pid}"
+        root = pathlib.Path("/sys/fs/cgroup")
+        assert (root / "cpu" / suffix / "cpu.cfs_quota_us").read_text().strip() == "50000"
+        assert (root / "pids" / suffix / "pids.max").read_text().strip() == "12"
+        procs = (root / "pids" / suffix / "cgroup.procs").read_text().split()
+        assert len(procs) == 2, procs  # PID 1 (init) and the shell
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.wait(timeout=30)
+    # No locald cgroup is left behind.
+    for controller in ("pids", "cpu"):
+        base = pathlib.Path("/sys/fs/cgroup") / controller / "locald"
+        left = [p.name for p in base.iterdir() if p.is_dir()] if base.exists() else []
+        assert not [n for n in left if n.startswith("locald-")], left
 
 
 class PtyDriver:

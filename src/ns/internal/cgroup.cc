@@ -10,6 +10,8 @@
 #include <fstream>
 #include <sstream>
 
+#include <fmt/ranges.h>
+
 namespace locald::ns::internal {
 
 namespace {
@@ -21,13 +23,19 @@ std::string read_small(const std::string& path) {
     return ss.str();
 }
 
+// False with errno set when the file cannot be written (cgroupfs reports a
+// refused value as the write's errno). O_CREAT/O_TRUNC change nothing on cgroupfs
+// (its files exist, and it refuses to create others) and lets the unit tests
+// run against a plain directory tree.
 bool write_value(const std::string& path, const std::string& value) {
-    int fd = ::open(path.c_str(), O_WRONLY | O_CLOEXEC);
+    int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         return false;
     }
     bool ok = ::write(fd, value.data(), value.size()) == static_cast<ssize_t>(value.size());
+    int saved = errno;
     ::close(fd);
+    errno = ok ? 0 : (saved != 0 ? saved : EIO);
     return ok;
 }
 
@@ -36,18 +44,18 @@ bool exists(const std::string& path) {
     return ::stat(path.c_str(), &st) == 0;
 }
 
-std::string v2_mount() {
-    if (exists("/sys/fs/cgroup/cgroup.controllers")) {
-        return "/sys/fs/cgroup";
+std::string v2_mount(const CgroupHost& host) {
+    if (exists(host.fs_root + "/cgroup.controllers")) {
+        return host.fs_root;
     }
-    if (exists("/sys/fs/cgroup/unified/cgroup.controllers")) {
-        return "/sys/fs/cgroup/unified";
+    if (exists(host.fs_root + "/unified/cgroup.controllers")) {
+        return host.fs_root + "/unified";
     }
     return "";
 }
 
-std::string own_v2_path() {
-    std::istringstream in(read_small("/proc/self/cgroup"));
+std::string own_v2_path(const CgroupHost& host) {
+    std::istringstream in(read_small(host.self_cgroup));
     std::string line;
     while (std::getline(in, line)) {
         if (line.rfind("0::", 0) == 0) {
@@ -95,22 +103,81 @@ bool has_all(const std::vector<std::string>& have, const std::vector<std::string
     });
 }
 
+// Creates `parent/name` with the limits. The controllers must be available
+// in `parent` (cgroup.controllers); missing ones are enabled in its
+// cgroup.subtree_control, which the kernel refuses (EBUSY) while processes
+// live in `parent` itself (no internal processes) — that is why a daemon
+// hands its containers a parent of their own.
+base::Result<std::string> create_v2_cgroup(const std::string& parent, const std::string& name,
+                                           const std::vector<std::string>& need,
+                                           const Resources& res) {
+    auto available = words(read_small(parent + "/cgroup.controllers"));
+    for (const auto& controller : need) {
+        if (std::find(available.begin(), available.end(), controller) == available.end()) {
+            return base::failed_precondition(
+                "the {} controller is not available in the cgroup `{}` (cgroup.controllers: "
+                "`{}`)",
+                controller, parent, fmt::join(available, " "));
+        }
+    }
+    auto enabled = words(read_small(parent + "/cgroup.subtree_control"));
+    std::string enable;
+    for (const auto& controller : need) {
+        if (std::find(enabled.begin(), enabled.end(), controller) == enabled.end()) {
+            enable += (enable.empty() ? "+" : " +") + controller;
+        }
+    }
+    if (!enable.empty() && !write_value(parent + "/cgroup.subtree_control", enable)) {
+        return base::errno_error("enabling `{}` in `{}/cgroup.subtree_control`", enable, parent);
+    }
+    std::string dir = parent + "/" + name;
+    if (::mkdir(dir.c_str(), 0755) != 0) {
+        return base::errno_error("creating the cgroup `{}`", dir);
+    }
+    auto fail = [&](const char* file) {
+        base::Error error = base::errno_error("writing `{}/{}`", dir, file);
+        ::rmdir(dir.c_str());
+        return error;
+    };
+    if (res.memory_bytes) {
+        if (!write_value(dir + "/memory.max", std::to_string(*res.memory_bytes))) {
+            return fail("memory.max");
+        }
+        // Best effort: without swap accounting the file does not exist.
+        write_value(dir + "/memory.swap.max", "0");
+    }
+    if (res.cpus && !write_value(dir + "/cpu.max",
+                                 fmt::format("{} 100000", std::llround(*res.cpus * 100000)))) {
+        return fail("cpu.max");
+    }
+    if (res.pids && !write_value(dir + "/pids.max", std::to_string(*res.pids))) {
+        return fail("pids.max");
+    }
+    return dir;
+}
+
 }  // namespace
 
-CgroupSupport probe_cgroups() {
+CgroupHost system_cgroup_host() {
+    CgroupHost host;
+    host.is_root = ::geteuid() == 0;
+    return host;
+}
+
+CgroupSupport probe_cgroups(const CgroupHost& host) {
     CgroupSupport support;
-    std::string unified = v2_mount();
-    bool v1 = exists("/sys/fs/cgroup/memory/memory.limit_in_bytes") ||
-              exists("/sys/fs/cgroup/pids/pids.max");
-    support.version = unified == "/sys/fs/cgroup" ? "v2" : (unified.empty() ? "v1" : "hybrid");
+    std::string unified = v2_mount(host);
+    bool v1 = exists(host.fs_root + "/memory/memory.limit_in_bytes") ||
+              exists(host.fs_root + "/pids/pids.max");
+    support.version = unified == host.fs_root ? "v2" : (unified.empty() ? "v1" : "hybrid");
     if (!unified.empty()) {
-        support.v2_own_dir = unified + own_v2_path();
+        support.v2_own_dir = unified + own_v2_path(host);
         support.v2_controllers = words(read_small(support.v2_own_dir + "/cgroup.controllers"));
         support.v2_writable =
             ::access(support.v2_own_dir.c_str(), W_OK) == 0 &&
             ::access((support.v2_own_dir + "/cgroup.subtree_control").c_str(), W_OK) == 0;
     }
-    support.v1_usable = v1 && ::geteuid() == 0;
+    support.v1_usable = v1 && host.is_root;
     if (support.v2_writable && has_all(support.v2_controllers, {"memory", "pids"})) {
         support.explanation =
             fmt::format("cgroup v2 subtree `{}` is delegated to you", support.v2_own_dir);
@@ -132,52 +199,36 @@ CgroupSupport probe_cgroups() {
     return support;
 }
 
-CgroupPlan prepare_cgroup(const ContainerSpec& spec) {
+CgroupPlan prepare_cgroup(const ContainerSpec& spec, const CgroupHost& host) {
     CgroupPlan plan;
     if (!spec.resources.any()) {
         return plan;
     }
     auto need = needed_controllers(spec.resources);
-    CgroupSupport support = probe_cgroups();
+    CgroupSupport support = probe_cgroups(host);
     const Resources& res = spec.resources;
     std::string name = unique_name(spec);
 
-    if (support.v2_writable && has_all(support.v2_controllers, need)) {
-        // Enable the controllers for our children. The no-internal-processes
-        // rule refuses this while processes live in our own cgroup (EBUSY);
-        // then we are not really delegated a subtree and fall through.
-        std::string enable;
-        for (const auto& c : need) {
-            enable += "+" + c + " ";
+    // v2: under the parent the caller was delegated, else our own cgroup when
+    // it is ours to subdivide.
+    std::string v2_parent = !res.cgroup_parent.empty()
+                                ? res.cgroup_parent
+                                : (support.v2_writable ? support.v2_own_dir : std::string());
+    std::string v2_failure;
+    if (!v2_parent.empty()) {
+        auto dir = create_v2_cgroup(v2_parent, name, need, res);
+        if (dir) {
+            plan.kind = CgroupPlan::Kind::V2;
+            plan.v2_dir = *dir;
+            plan.memory_dir = *dir;
+            return plan;
         }
-        std::string dir = support.v2_own_dir + "/" + name;
-        if (write_value(support.v2_own_dir + "/cgroup.subtree_control", enable) &&
-            ::mkdir(dir.c_str(), 0755) == 0) {
-            bool ok = true;
-            if (res.memory_bytes) {
-                ok &= write_value(dir + "/memory.max", std::to_string(*res.memory_bytes));
-                write_value(dir + "/memory.swap.max", "0");
-            }
-            if (res.cpus) {
-                ok &= write_value(dir + "/cpu.max",
-                                  fmt::format("{} 100000", std::llround(*res.cpus * 100000)));
-            }
-            if (res.pids) {
-                ok &= write_value(dir + "/pids.max", std::to_string(*res.pids));
-            }
-            if (ok) {
-                plan.kind = CgroupPlan::Kind::V2;
-                plan.v2_dir = dir;
-                plan.memory_dir = dir;
-                return plan;
-            }
-            ::rmdir(dir.c_str());
-        }
+        v2_failure = dir.error().to_string();
     }
     if (support.v1_usable) {
         bool ok = true;
         for (const auto& controller : need) {
-            std::string base = "/sys/fs/cgroup/" + controller;
+            std::string base = host.fs_root + "/" + controller;
             if (!exists(base + "/cgroup.procs")) {
                 ok = false;
                 break;
@@ -213,7 +264,7 @@ CgroupPlan prepare_cgroup(const ContainerSpec& spec) {
         plan = CgroupPlan();
     }
     plan.warning = fmt::format("resource limits are not applied: {} (see `locald doctor`)",
-                               support.explanation);
+                               !res.cgroup_parent.empty() ? v2_failure : support.explanation);
     return plan;
 }
 

@@ -33,10 +33,19 @@ struct CgroupSupport {
     bool v1_usable = false;                   // root with v1 memory/cpu/pids mounted
     std::string explanation;                  // why limits do or do not work, and the fix
 };
-CgroupSupport probe_cgroups();
+// Where the cgroup filesystems and our own membership are read: the real
+// ones by default; unit tests point them at a fake tree.
+struct CgroupHost {
+    std::string fs_root = "/sys/fs/cgroup";
+    std::string self_cgroup = "/proc/self/cgroup";
+    bool is_root = false;  // may use the v1 controllers
+};
+CgroupHost system_cgroup_host();
+
+CgroupSupport probe_cgroups(const CgroupHost& host = system_cgroup_host());
 
 // Creates the container's cgroup and writes the limits (no process in it yet).
-CgroupPlan prepare_cgroup(const ContainerSpec& spec);
+CgroupPlan prepare_cgroup(const ContainerSpec& spec, const CgroupHost& host = system_cgroup_host());
 // Moves `pid` into the cgroup (before it runs anything of the payload).
 base::Result<void> join_cgroup(const CgroupPlan& plan, pid_t pid);
 // True when the kernel's OOM killer killed something in the cgroup.
