@@ -248,6 +248,70 @@ TEST_F(StoreTest, FailedWriteRemovesTheIngest) {
     EXPECT_EQ(store().list_ingests()->size(), 0u);
 }
 
+// The same with small writes (libcurl's 16 KiB pieces), which the writer
+// gathers: the failure surfaces at a later write or at commit, and the
+// ingest is removed either way.
+TEST_F(StoreTest, FailedGatheredWriteRemovesTheIngest) {
+    std::string data(3 * 1024 * 1024, 'g');
+    Digest digest = Digest::sha256_of(data);
+    pid_t pid = fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+        signal(SIGXFSZ, SIG_IGN);
+        struct rlimit limit {
+            1024 * 1024 + 4096, 1024 * 1024 + 4096
+        };
+        if (setrlimit(RLIMIT_FSIZE, &limit) != 0) {
+            _exit(10);
+        }
+        auto writer = store().begin_ingest("gathered", digest, data.size());
+        if (!writer || !writer->has_value()) {
+            _exit(11);
+        }
+        for (size_t at = 0; at < data.size(); at += 16384) {
+            auto written = (*writer)->write(std::string_view(data).substr(at, 16384));
+            if (!written) {
+                _exit(written.error().message().find("writing ingest `gathered`") !=
+                              std::string::npos
+                          ? 0
+                          : 13);
+            }
+        }
+        auto committed = (*writer)->commit(digest, data.size());
+        _exit(committed ? 12 : 14);
+    }
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);
+    ASSERT_TRUE(WIFEXITED(status));
+    EXPECT_EQ(WEXITSTATUS(status), 0);
+    EXPECT_FALSE(store().has(digest));
+    EXPECT_EQ(store().ingest_offset("gathered"), 0);
+    EXPECT_EQ(store().list_ingests()->size(), 0u);
+}
+
+// Bytes gathered in memory reach the ingest when the writer is dropped, so
+// an interrupted download resumes from everything it received.
+TEST_F(StoreTest, DroppedWriterFlushesGatheredBytes) {
+    std::string data(600 * 1024 + 5, 'd');
+    Digest digest = Digest::sha256_of(data);
+    {
+        auto writer = store().begin_ingest("drop", digest, data.size()).release_value();
+        ASSERT_TRUE(writer.has_value());
+        for (size_t at = 0; at < 300 * 1024; at += 16384) {
+            ASSERT_TRUE(writer->write(std::string_view(data).substr(at, 16384)));
+        }
+        EXPECT_EQ(writer->offset(), 300 * 1024 + 4096);  // 19 pieces of 16 KiB
+    }
+    EXPECT_EQ(store().ingest_offset("drop"), 300 * 1024 + 4096);
+    auto writer = store().begin_ingest("drop", digest, data.size()).release_value();
+    ASSERT_TRUE(writer.has_value());
+    ASSERT_EQ(writer->offset(), 300 * 1024 + 4096);
+    ASSERT_TRUE(writer->write(std::string_view(data).substr(writer->offset())));
+    auto committed = writer->commit(digest, data.size());
+    ASSERT_TRUE(committed) << committed.error().message();
+    EXPECT_TRUE(store().verify_blob(digest));
+}
+
 TEST_F(StoreTest, ThreadsIngestingTheSameKeySerialise) {
     std::string data(2 * 1024 * 1024, 'q');
     Digest digest = Digest::sha256_of(data);
