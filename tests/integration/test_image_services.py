@@ -257,6 +257,23 @@ def test_pulled_image_reapply_stop_and_failures(scratch, tmp_path):
         assert "test/nothing" in project.run("logs", "--no-color", "web").stdout
         assert layer_dirs(scratch) == []
 
+        # A layer whose bytes do not match its digest: failed, naming the digest.
+        bad = ob.make_image([ob.Layer(files), ob.Layer({"junk.bin": os.urandom(100_000)})],
+                            config={"Env": ["PATH=/bin"]})
+        registry.push_image("test/bad", "1", bad)
+        layer = bad.layers[1]
+        data = (registry.storage / "docker/registry/v2/blobs/sha256" / layer.digest[7:9] /
+                layer.digest[7:] / "data")
+        corrupted = bytearray(data.read_bytes())
+        corrupted[100] ^= 0xFF
+        data.write_bytes(bytes(corrupted))
+        project.write_toml(REGISTRY_TOML.format(ref=f"{registry.host}/test/bad:1", mode="x"))
+        r = project.run("up", timeout=120)
+        assert r.returncode != 0
+        assert project.status()["web"]["state"] == "failed"
+        assert layer.digest in r.stdout + r.stderr, r.stdout + r.stderr
+        assert layer_dirs(scratch) == []
+
     # Offline (config.toml) and not cached: failed naming what is missing.
     config = scratch.home / "config"
     config.mkdir(exist_ok=True)
