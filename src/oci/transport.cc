@@ -467,7 +467,8 @@ base::Result<HttpResponse> RegistryTransport::perform(HttpRequest request, const
         request.url = next;
         // certs.d material is per host: the next hop gets its own CA and
         // client certificate (if it has any), never the registry's.
-        request.tls = m_options.config.tls_for(certs_key(next_origin));
+        request.tls = next_origin == m_origin ? m_options.config.tls_for(m_endpoint.host)
+                                              : m_options.config.tls_for(certs_key(next_origin));
         if (response.status == 303 ||
             ((response.status == 301 || response.status == 302) && request.method == "POST")) {
             request.method = "GET";
