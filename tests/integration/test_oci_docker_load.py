@@ -7,12 +7,14 @@ and leave the store untouched."""
 import hashlib
 import json
 import pathlib
+import platform
 import tarfile
 
 import pytest
 
 import docker_save_util as ds
 import oci_build as ob
+import registry_util as ru
 
 
 def two_images():
@@ -178,3 +180,27 @@ def test_malformed_archive_fails_naming_the_entry(run_locald, locald_home, tmp_p
     assert json.loads(run_locald("images", "--json", check=True).stdout) == []
     ingest = pathlib.Path(locald_home) / "data" / "ingest"
     assert not ingest.exists() or list(ingest.iterdir()) == [], (label, list(ingest.iterdir()))
+
+
+def test_loaded_docker_archive_pushes_and_pulls_back(run_locald, locald_home, tmp_path):
+    """The stored schema 2 manifest with uncompressed layers is accepted by a
+    real registry and comes back byte for byte into a fresh store."""
+    arch = {"x86_64": "amd64", "aarch64": "arm64"}.get(platform.machine(), platform.machine())
+    image = ds.DockerImage([ob.busybox_layer(compression="none")], tags=["pushme:1"],
+                           platform=("linux", arch, ""))
+    run_locald("image", "load", ds.write_archive(tmp_path / "save.tar", [image]), check=True)
+    manifest = json.loads(run_locald("image", "inspect", "pushme:1", "--json",
+                                     check=True).stdout)["manifest"]
+    with ru.Registry(tmp_path / "registry") as registry:
+        remote = f"{registry.host}/team/pushme:1"
+        pushed = run_locald("push", "pushme:1", remote)
+        assert pushed.returncode == 0, pushed.stderr
+        body, content_type = registry.get_manifest("team/pushme", "1")
+        assert content_type == ob.DOCKER_MANIFEST
+        assert json.loads(body) == manifest
+        assert registry.get_blob("team/pushme", image.diff_ids[0]) == image.layers[0].tar
+        fresh = tmp_path / "fresh-home"
+        fresh.mkdir(mode=0o700)
+        back = run_locald("pull", remote, env={"LOCALD_HOME": str(fresh)})
+        assert back.returncode == 0, back.stderr
+        assert ru.store_blob(fresh, ob.sha256(body)).read_bytes() == body
