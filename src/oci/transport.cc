@@ -490,8 +490,14 @@ base::Result<HttpResponse> RegistryTransport::send(const TransportRequest& reque
     http.max_buffered_body = request.max_buffered_body;
     http.tls = m_options.config.tls_for(m_endpoint.host);
     if (auto origin = TRY(url_origin(http.url)); origin != m_origin) {
-        // An absolute URL (an upload Location) elsewhere: that host's own
-        // certs.d material, never the registry's.
+        // An absolute URL (an upload Location) elsewhere: never a downgrade
+        // from https (the blob would cross the network in clear), and that
+        // host's own certs.d material, never the registry's.
+        if (m_origin.scheme == "https" && origin.scheme != "https") {
+            return base::permission_denied(
+                "`{}` sent a plain http URL (`{}`) for an https registry; refusing it",
+                m_endpoint.host, truncate(http.url));
+        }
         http.tls = m_options.config.tls_for(certs_key(origin));
     }
 

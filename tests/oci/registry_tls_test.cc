@@ -236,6 +236,41 @@ TEST_F(RegistryTlsTest, RedirectHostWithoutItsOwnCaIsNotTrusted) {
     EXPECT_FALSE(m_store->has(m_digest));
 }
 
+TEST_F(RegistryTlsTest, UploadLocationOnPlainHttpIsRefused) {
+    // An https registry handing out an http upload URL: the blob would cross
+    // the network in clear, so nothing is sent there.
+    FakeServer plain([](const FakeRequest&) {
+        FakeResponse response;
+        response.status = 201;
+        return response;
+    });
+    FakeServer server(
+        [&](const FakeRequest& request) {
+            if (request.header("authorization") != "Basic " + base64_encode("bob:pw")) {
+                return testing::error_response(401, "UNAUTHORIZED")
+                    .header("WWW-Authenticate", "Basic realm=\"r\"");
+            }
+            if (request.method == "POST" && request.path == "/v2/test/app/blobs/uploads/") {
+                FakeResponse response;
+                response.status = 202;
+                response.header("Location", plain.url() + "/upload/session1");
+                return response;
+            }
+            return testing::error_response(404);
+        },
+        tls());
+    trust(server.host());
+    std::string path = m_dir.path() + "/blob";
+    ASSERT_TRUE(base::write_file(path, m_blob));
+    auto fd = base::open_file(path, O_RDONLY).release_value();
+    auto registry = client(server, Credentials{"bob", "pw", "", "test"});
+    auto uploaded = registry->upload_blob(m_digest, static_cast<int64_t>(m_blob.size()), fd.get());
+    ASSERT_FALSE(uploaded);
+    EXPECT_EQ(uploaded.error().kind(), base::ErrorKind::PermissionDenied)
+        << uploaded.error().message();
+    EXPECT_TRUE(plain.requests().empty()) << "the blob went out over plain http";
+}
+
 TEST_F(RegistryTlsTest, HttpsRegistryRefusesPlainHttpTokenRealm) {
     FakeServer token_server([](const FakeRequest&) {
         FakeResponse response;
