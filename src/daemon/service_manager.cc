@@ -1119,7 +1119,10 @@ void ServiceManager::restart(const std::vector<ServiceKey>& keys) {
         service->desired_up = true;
         service->failure.clear();
         project->desired_up = true;
-        if (service->supervisor && !is_down(service->supervisor->status().state)) {
+        if (service->restart_after_down) {
+            // An image service stopping for a config change comes back
+            // re-prepared anyway; a plain restart would reuse the old spec.
+        } else if (service->supervisor && !is_down(service->supervisor->status().state)) {
             service->waiting = false;
             service->supervisor->logs().write_system("restart requested");
             service->supervisor->restart();
@@ -1549,6 +1552,9 @@ void ServiceManager::on_image_status(Project& project, Service& service) {
     if (state != ServiceState::Stopped && state != ServiceState::Exited &&
         state != ServiceState::Failed) {
         return;
+    }
+    if (service.restart_after_down && (!service.desired_up || service.removing)) {
+        service.restart_after_down = false;  // stopped or removed meanwhile
     }
     if (service.restart_after_down) {
         // A config change: prepare afresh (the child removes the old layer

@@ -350,6 +350,7 @@ NOTIFY_C = r"""
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <unistd.h>
 int main(int argc, char** argv) {
     const char* path = getenv("NOTIFY_SOCKET");
     if (!path || !*path) { fprintf(stderr, "no NOTIFY_SOCKET\n"); return 2; }
@@ -362,6 +363,10 @@ int main(int argc, char** argv) {
     const char* msg = argc > 1 ? argv[1] : "READY=1";
     if (sendto(fd, msg, strlen(msg), 0, (struct sockaddr*)&addr,
                offsetof(struct sockaddr_un, sun_path) + len) < 0) { perror("sendto"); return 1; }
+    /* Stay alive as the rest of argv: the supervisor checks that the sender's
+       pid belongs to the service when it reads the datagram, which a sender
+       that already exited cannot pass. */
+    if (argc > 2) { execvp(argv[2], argv + 2); perror("exec"); return 127; }
     return 0;
 }
 """
@@ -392,7 +397,7 @@ def test_notify_readiness_from_inside_the_container(scratch):
     toml = """
         [service.worker]
         image = "localhost/notify:1"
-        command = "sleep 0.3; notify READY=1; exec sleep 600"
+        command = "sleep 0.3; exec notify READY=1 sleep 600"
         port = false
         health_check = { notify = true }
         network = "%s"
