@@ -9,9 +9,14 @@ Measures, each over several runs (median reported):
   3. log throughput: one service writes SIZE MB of 100-byte lines; the producer
      times itself from first to last write (a slow consumer shows as a slow
      producer, because the PTY/pipe fills up);
+     The same producer under a bare PTY read loop ("raw pty") is the ceiling:
+     what the kernel's PTY moves at that moment with nothing recorded;
   4. death notice: SIGKILL one service, time until the tool's output says so
      (locald: `logs -f` shows the [locald] "killed by SIGKILL" line; foreman: its
      "terminated by SIGKILL" line), read by this script from a pipe.
+
+Every measurement is interleaved: each run measures every tool once, in
+alternating order, so the load of a shared machine hits them alike.
 
 usage: bench/host/foreman_bench.py [--runs N] [--log-mb M] [--locald build/locald]
 Needs `foreman` (Debian ruby-foreman; `scripts/bootstrap --bench`)."""
@@ -20,6 +25,7 @@ import json
 import os
 import pathlib
 import platform
+import pty
 import select
 import shutil
 import signal
@@ -137,6 +143,46 @@ class Locald:
         return elapsed
 
 
+class RawPty:
+    """The ceiling: the same producer under a PTY whose master a bare loop
+    reads and discards (non-blocking 64 KiB reads after each poll wakeup, as
+    locald's supervisor does), nothing recorded. What the kernel's PTY moves on
+    this machine at this moment."""
+    name = "raw pty"
+
+    def __init__(self, py):
+        self.py = py
+
+    def throughput(self, project, marker, mb):
+        master, slave = pty.openpty()
+        env = dict(os.environ, **{MARKER: marker})
+        proc = subprocess.Popen([self.py, "-u", "producer.py", str(mb)], cwd=project,
+                                stdin=slave, stdout=slave, stderr=slave, env=env,
+                                start_new_session=True)
+        os.close(slave)
+        os.set_blocking(master, False)
+        result = project / "producer.json"
+        poller = select.poll()
+        poller.register(master, select.POLLIN)
+        next_check = 0.0
+        while True:
+            if poller.poll(50):
+                try:
+                    while os.read(master, 65536):
+                        pass
+                except (BlockingIOError, OSError):
+                    pass
+            now = time.monotonic()
+            if now >= next_check:
+                next_check = now + 0.05
+                if result.exists() and result.stat().st_size > 0:
+                    break
+        proc.kill()
+        proc.wait()
+        os.close(master)
+        return json.loads(result.read_text())
+
+
 class Foreman:
     name = "foreman"
 
@@ -236,57 +282,68 @@ def main():
     if shutil.which("foreman") is None:
         sys.exit("foreman not found: run scripts/bootstrap --bench (Debian ruby-foreman)")
     py = "/usr/bin/python3"
+    with open("/proc/loadavg") as f:
+        load_at_start = f.read().split()[:3]
     work = pathlib.Path(tempfile.mkdtemp(prefix="locald-bench-"))
     results = {}
     tools = {"locald": Locald(args.locald, work), "foreman": Foreman()}
     try:
-        for label, tool, warm in (("locald cold", tools["locald"], False),
-                                  ("locald warm", tools["locald"], True),
-                                  ("foreman", tools["foreman"], False)):
-            times, rss, anon = [], [], []
-            for run in range(args.runs):
+        # Interleaved: every run measures each tool once, in alternating order,
+        # so load changes on this shared machine hit all of them alike.
+        order = [("locald cold", tools["locald"], False), ("locald warm", tools["locald"], True),
+                 ("foreman", tools["foreman"], False)]
+        for run in range(args.runs):
+            for label, tool, warm in (order if run % 2 == 0 else order[::-1]):
                 project = work / f"start-{label.replace(' ', '-')}-{run}"
                 write_procfile(project, sleepers())
                 marker = f"start-{label}-{run}-{time.monotonic_ns()}"
-                times.append(tool.start_time(project, marker, warm))
+                if isinstance(tool, Locald) and not warm:
+                    tool.run("shutdown")  # cold: no daemon before the clock starts
+                elapsed = tool.start_time(project, marker, warm)
                 time.sleep(0.3)
                 total, private = tool.supervisor_rss()
-                rss.append(total)
-                anon.append(private)
                 if isinstance(tool, Locald):
                     tool.run("down", project)
-                    if not warm:
-                        tool.run("shutdown")
                 else:
                     tool.stop(project)
                 wait_for(lambda: not procs_with_marker(marker, "sleep"), timeout=60, interval=0.01)
-            if warm:
-                tools["locald"].run("shutdown")
-            results[label] = {"start_ms": [round(t * 1000, 1) for t in times],
-                              "rss_kib": rss, "rss_anon_kib": anon}
-        for name, tool in tools.items():
-            speeds = []
-            for run in range(args.runs):
-                project = work / f"log-{name}-{run}"
+                entry = results.setdefault(label, {"start_ms": [], "rss_kib": [], "rss_anon_kib": []})
+                entry["start_ms"].append(round(elapsed * 1000, 1))
+                entry["rss_kib"].append(total)
+                entry["rss_anon_kib"].append(private)
+        tools["locald"].run("shutdown")
+        log_tools = [("locald", tools["locald"]), ("foreman", tools["foreman"]),
+                     ("raw pty", RawPty(py))]
+        for run in range(args.runs):
+            for name, tool in (log_tools if run % 2 == 0 else log_tools[::-1]):
+                project = work / f"log-{name.replace(' ', '-')}-{run}"
                 write_procfile(project, [("flood", f"exec {py} -u producer.py {args.log_mb}")])
                 (project / "producer.py").write_text(PRODUCER)
-                report = tool.throughput(project, f"log-{name}-{run}")
-                speeds.append(report["bytes"] / report["seconds"] / 1e6)
-            results.setdefault(f"{name} log", {})["mb_per_s"] = [round(s, 1) for s in speeds]
-        for name, tool in tools.items():
-            notices = []
-            for run in range(args.runs):
+                marker = f"log-{name}-{run}"
+                if isinstance(tool, RawPty):
+                    report = tool.throughput(project, marker, args.log_mb)
+                else:
+                    report = tool.throughput(project, marker)
+                results.setdefault(f"{name} log", {"mb_per_s": []})["mb_per_s"].append(
+                    round(report["bytes"] / report["seconds"] / 1e6, 1))
+        death_tools = list(tools.items())
+        for run in range(args.runs):
+            for name, tool in (death_tools if run % 2 == 0 else death_tools[::-1]):
                 project = work / f"death-{name}-{run}"
                 write_procfile(project, [("victim", "exec sleep 1000000"),
                                          ("bystander", "exec sleep 1000000")])
-                notices.append(tool.death(project, f"death-{name}-{run}-{time.monotonic_ns()}"))
-            results.setdefault(f"{name} death", {})["notice_ms"] = [round(n * 1000, 2)
-                                                                     for n in notices]
+                notice = tool.death(project, f"death-{name}-{run}-{time.monotonic_ns()}")
+                results.setdefault(f"{name} death", {"notice_ms": []})["notice_ms"].append(
+                    round(notice * 1000, 2))
     finally:
         subprocess.run([args.locald, "shutdown"], env=dict(os.environ, LOCALD_HOME=str(work / "locald-home")),
                        capture_output=True, timeout=120)
         shutil.rmtree(work, ignore_errors=True)
-    summary = {"machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, kernel {platform.release()}",
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    summary = {"load_at_start": load_at_start, "load_at_end": load,
+               "locald": args.locald,
+               "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cpus, kernel {platform.release()}",
                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
                "runs": args.runs, "log_mb": args.log_mb, "results": results}
     for label, values in results.items():
