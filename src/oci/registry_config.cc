@@ -248,6 +248,12 @@ bool RegistryConfig::allows_plain_http(std::string_view host) const {
 TlsOptions RegistryConfig::tls_for(std::string_view host) const {
     TlsOptions tls;
     tls.verify = !is_insecure(host);
+    // `host` may come from a redirect: it names one directory of certs.d or
+    // nothing (no `..`, no `/`).
+    if (host.empty() || host == "." || host == ".." || host.find('/') != std::string_view::npos ||
+        host.find('\0') != std::string_view::npos) {
+        return tls;
+    }
     std::string dir = fmt::format("{}/{}", m_certs_dir, host);
     if (file_exists(dir + "/ca.crt")) {
         tls.ca_file = dir + "/ca.crt";

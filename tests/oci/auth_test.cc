@@ -322,6 +322,15 @@ TEST(RegistryConfigTest, CertsDirectory) {
     EXPECT_EQ(tls.ca_file, dir.path() + "/certs.d/r.example:5000/ca.crt");
     EXPECT_EQ(tls.client_cert, "");
     EXPECT_EQ(config.tls_for("r.example").ca_file, "");
+    // A host taken from a redirect never reaches outside certs.d.
+    ASSERT_TRUE(base::write_file(dir.path() + "/ca.crt", "x"));
+    ASSERT_TRUE(base::write_file(dir.path() + "/client.cert", "x"));
+    ASSERT_TRUE(base::write_file(dir.path() + "/client.key", "x"));
+    for (const char* host : {"..", ".", "", "../r.example:5000", "r.example:5000/.."}) {
+        auto outside = config.tls_for(host);
+        EXPECT_EQ(outside.ca_file, "") << host;
+        EXPECT_EQ(outside.client_cert, "") << host;
+    }
 }
 
 TEST(RetryAfter, SecondsAndHttpDate) {
