@@ -633,6 +633,9 @@ Result<void> Applier::finish_dirs() {
 
 // Decompresses and hashes (DiffID) on a second thread, a few chunks ahead
 // of libarchive and the filesystem work: inflating and writing overlap.
+// Three stages on their own threads: inflate (producer), the DiffID hash
+// (hasher) and tar extraction (the caller, through next()). A chunk is
+// reused once both the hasher and the caller are done with it.
 class Prefetcher {
 public:
     Prefetcher(Decompressor* decompressor, base::Sha256* hash)
@@ -642,6 +645,7 @@ public:
             m_free.push_back(i);
         }
         m_thread = std::thread([this] { produce(); });
+        m_hasher = std::thread([this] { hash_chunks(); });
     }
     ~Prefetcher() {
         {
@@ -650,15 +654,15 @@ public:
         }
         m_cv.notify_all();
         m_thread.join();
+        m_hasher.join();
     }
     // The next chunk of uncompressed data (empty at the end), valid until
     // the next call.
     Result<std::string_view> next() {
         std::unique_lock lock(m_mutex);
         if (m_current >= 0) {
-            m_free.push_back(static_cast<size_t>(m_current));
+            release(static_cast<size_t>(m_current));
             m_current = -1;
-            m_cv.notify_all();
         }
         m_cv.wait(lock, [&] { return !m_filled.empty() || m_done; });
         if (m_filled.empty()) {
@@ -674,11 +678,19 @@ public:
     }
 
 private:
-    static constexpr size_t kChunks = 4;
+    static constexpr size_t kChunks = 6;
     struct Chunk {
         std::vector<char> data;
         size_t size = 0;
+        int users = 0;  // the caller and the hasher
     };
+    // Under m_mutex.
+    void release(size_t index) {
+        if (--m_chunks[index].users == 0) {
+            m_free.push_back(index);
+            m_cv.notify_all();
+        }
+    }
     void produce() {
         while (true) {
             size_t index;
@@ -704,10 +716,28 @@ private:
                 m_cv.notify_all();
                 return;
             }
-            m_hash->update(m_chunks[index].data.data(), *n);
             m_chunks[index].size = *n;
+            m_chunks[index].users = 2;
             m_filled.push_back(index);
+            m_to_hash.push_back(index);
             m_cv.notify_all();
+        }
+    }
+    // Hashes every chunk in order; ends when the producer is done and
+    // everything it produced is hashed (or when stopped).
+    void hash_chunks() {
+        std::unique_lock lock(m_mutex);
+        while (true) {
+            m_cv.wait(lock, [&] { return !m_to_hash.empty() || m_done || m_stop; });
+            if (m_to_hash.empty()) {
+                return;
+            }
+            size_t index = m_to_hash.front();
+            m_to_hash.pop_front();
+            lock.unlock();
+            m_hash->update(m_chunks[index].data.data(), m_chunks[index].size);
+            lock.lock();
+            release(index);
         }
     }
 
@@ -716,6 +746,7 @@ private:
     Chunk m_chunks[kChunks];
     std::deque<size_t> m_free;
     std::deque<size_t> m_filled;
+    std::deque<size_t> m_to_hash;
     int m_current = -1;
     bool m_done = false;
     bool m_stop = false;
@@ -723,6 +754,7 @@ private:
     std::mutex m_mutex;
     std::condition_variable m_cv;
     std::thread m_thread;
+    std::thread m_hasher;
 };
 
 struct ReadState {
