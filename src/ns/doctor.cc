@@ -18,6 +18,7 @@
 #include "base/userns.h"
 #include "ns/internal/cgroup.h"
 #include "ns/internal/context.h"
+#include "ns/launch_main.h"
 
 namespace locald::ns {
 
@@ -260,6 +261,25 @@ bool userns_overlay_works() {
     return check.ok && !check.warning;
 }
 
+DoctorCheck check_launch_executable() {
+    DoctorCheck check{"launch executable"};
+    // What the daemon will run for an `image =` service.
+    auto argv = launch_command("SPEC");
+    check.ok = true;
+    if (argv.size() == 2) {
+        check.detail = fmt::format("{} (image services start without loading the CLI)", argv[0]);
+    } else {
+        check.warning = true;
+        check.detail = fmt::format("no `{}` next to `{}`: image services use `{} __launch`",
+                                   kLaunchExecutable, argv[0], argv[0]);
+        check.fix = fmt::format(
+            "install `{}` from the same build next to `locald` (each container start is "
+            "~6 ms faster)",
+            kLaunchExecutable);
+    }
+    return check;
+}
+
 std::vector<DoctorCheck> run_doctor_checks() {
     std::vector<DoctorCheck> checks;
     checks.push_back(check_kernel());
@@ -275,6 +295,7 @@ std::vector<DoctorCheck> run_doctor_checks() {
     }
     checks.push_back(check_cgroups());
     checks.push_back(check_seccomp());
+    checks.push_back(check_launch_executable());
     return checks;
 }
 

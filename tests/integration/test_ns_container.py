@@ -273,6 +273,13 @@ def test_doctor_reports_each_check(scratch):
     by_name = {c["name"]: c for c in doc["checks"]}
     assert by_name["user namespaces"]["status"] == "ok"
     assert by_name["seccomp"]["status"] == "ok"
+    # Scratch copies locald-launch next to locald: services will use it.
+    assert by_name["launch executable"]["status"] == "ok", by_name["launch executable"]
+    assert str(scratch.launch_bin) in by_name["launch executable"]["detail"]
+    os.unlink(scratch.launch_bin)
+    missing = {c["name"]: c for c in json.loads(scratch.run("doctor", "--json").stdout)["checks"]}
+    assert missing["launch executable"]["status"] == "warning"
+    assert "locald-launch" in missing["launch executable"]["fix"]
     for check in doc["checks"]:
         if check["status"] != "ok":
             assert check["fix"], check
