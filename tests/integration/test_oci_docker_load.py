@@ -5,6 +5,7 @@ into proper images (Docker schema 2 manifest, digests = diff_ids, tags from
 RepoTags) that inspect and unpack; malformed archives fail naming the entry
 and leave the store untouched."""
 import hashlib
+import os
 import json
 import pathlib
 import platform
@@ -204,3 +205,24 @@ def test_loaded_docker_archive_pushes_and_pulls_back(run_locald, locald_home, tm
         back = run_locald("pull", remote, env={"LOCALD_HOME": str(fresh)})
         assert back.returncode == 0, back.stderr
         assert ru.store_blob(fresh, ob.sha256(body)).read_bytes() == body
+
+
+def test_rootless_container_runs_a_loaded_docker_archive(locald_bin, test_user, tmp_path):
+    """The whole way as the unprivileged user: load a legacy docker save,
+    then `container run` it (snapshots from the uncompressed layers)."""
+    from test_layers_prune import SHELL_CONFIG, Home
+
+    home = Home(locald_bin, test_user)
+    try:
+        image = ds.DockerImage([ob.busybox_layer(compression="none"),
+                                ob.Layer({"etc/x": "one\n"}, compression="none")],
+                               tags=["busy:run"], config=SHELL_CONFIG)
+        archive = ds.write_archive(home.dir / "save.tar", [image])
+        os.chmod(archive, 0o644)
+        loaded = home.run("image", "load", archive)
+        assert loaded.returncode == 0, loaded.stderr
+        r = home.run("container", "run", "busy:run", "cat /etc/x; ls /bin/busybox")
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.split() == ["one", "/bin/busybox"]
+    finally:
+        home.cleanup()
