@@ -237,5 +237,25 @@ TEST_F(RootlessLauncher, LimitsWithoutACgroupWarnOnce) {
     EXPECT_NE(m_warnings.find("resource limits are not applied"), std::string::npos) << m_warnings;
 }
 
+// The id-map helpers run side by side; a failure of either is reported with
+// its command line and output, naming which map. PID 1 (host init) is not
+// ours: newgidmap and newuidmap both refuse it.
+TEST(RootlessIdMaps, HelperFailuresNameTheMapAndTheHelpersWords) {
+    if (::geteuid() == 0) {
+        GTEST_SKIP() << "as root the maps are written directly; runs as the test user";
+    }
+    auto mapping = base::container_mapping();
+    ASSERT_TRUE(mapping) << mapping.error().to_string();
+    if (mapping->single()) {
+        GTEST_SKIP() << "this user has no subordinate range: no helper is used";
+    }
+    auto written = internal::write_container_id_maps(1, *mapping);
+    ASSERT_FALSE(written);
+    std::string message = written.error().to_string();
+    EXPECT_NE(message.find("writing the gid map: `"), std::string::npos) << message;
+    EXPECT_NE(message.find("newgidmap 1 0 "), std::string::npos) << message;
+    EXPECT_NE(message.find("failed: "), std::string::npos) << message;
+}
+
 }  // namespace
 }  // namespace locald::ns
