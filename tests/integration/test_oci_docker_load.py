@@ -226,3 +226,22 @@ def test_rootless_container_runs_a_loaded_docker_archive(locald_bin, test_user, 
         assert r.stdout.split() == ["one", "/bin/busybox"]
     finally:
         home.cleanup()
+
+
+def test_docker_25_archive_loads_through_its_oci_layout(run_locald, locald_home, tmp_path):
+    """Docker >= 25 writes an OCI layout and manifest.json side by side: the
+    layout wins, so the image keeps Docker's own manifest digest."""
+    layer = ob.Layer({"etc/x": "25\n"}, compression="none")
+    layout = ob.Layout(tmp_path / "docker25")
+    img = layout.add_image([layer])
+    layout.tag("docker.io/library/new:25", img)
+    (layout.root / "manifest.json").write_text(json.dumps([{
+        "Config": "blobs/sha256/" + img.config.digest.split(":")[1],
+        "RepoTags": ["new:25"],
+        "Layers": ["blobs/sha256/" + img.layers[0].digest.split(":")[1]]}]))
+    (layout.root / "repositories").write_text(json.dumps({"new": {"25": "x"}}))
+    archive = layout.to_tar(tmp_path / "docker25.tar")
+    result = run_locald("image", "load", archive, check=True)
+    assert f"Loaded docker.io/library/new:25 ({img.digest})" in result.stdout
+    inspect = json.loads(run_locald("image", "inspect", "new:25", "--json", check=True).stdout)
+    assert inspect["manifest"]["mediaType"] == ob.OCI_MANIFEST
