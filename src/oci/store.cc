@@ -88,7 +88,28 @@ std::string now_rfc3339() {
 // ---------------------------------------------------------------- IngestWriter
 
 IngestWriter::IngestWriter(IngestWriter&&) noexcept = default;
-IngestWriter& IngestWriter::operator=(IngestWriter&&) noexcept = default;
+IngestWriter& IngestWriter::operator=(IngestWriter&& other) noexcept {
+    if (this != &other) {
+        // The writer being replaced is dropped: its gathered bytes go to disk
+        // first, as in the destructor.
+        if (!m_done && m_fd.valid() && !m_pending.empty()) {
+            auto written = base::write_all(m_fd.get(), m_pending);
+            (void)written;
+        }
+        m_store_root = std::move(other.m_store_root);
+        m_key = std::move(other.m_key);
+        m_dir = std::move(other.m_dir);
+        m_fd = std::move(other.m_fd);
+        m_offset = other.m_offset;
+        m_writeback_from = other.m_writeback_from;
+        m_pending = std::move(other.m_pending);
+        other.m_pending.clear();
+        m_expected_size = other.m_expected_size;
+        m_digester = std::move(other.m_digester);
+        m_done = other.m_done;
+    }
+    return *this;
+}
 
 IngestWriter::~IngestWriter() {
     // Keeping the partial data is the point: a later begin_ingest resumes it.

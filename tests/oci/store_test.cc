@@ -303,6 +303,17 @@ TEST_F(StoreTest, DroppedWriterFlushesGatheredBytes) {
         EXPECT_EQ(writer->offset(), 300 * 1024 + 4096);  // 19 pieces of 16 KiB
     }
     EXPECT_EQ(store().ingest_offset("drop"), 300 * 1024 + 4096);
+    {
+        // Replacing a writer by move-assignment drops it the same way.
+        std::string other(64 * 1024, 'o');
+        Digest other_digest = Digest::sha256_of(other);
+        auto replaced =
+            store().begin_ingest("replaced", other_digest, other.size()).release_value();
+        ASSERT_TRUE(replaced.has_value());
+        ASSERT_TRUE(replaced->write(std::string_view(other).substr(0, 16384)));
+        replaced = store().begin_ingest("another", other_digest, other.size()).release_value();
+        EXPECT_EQ(store().ingest_offset("replaced"), 16384);
+    }
     auto writer = store().begin_ingest("drop", digest, data.size()).release_value();
     ASSERT_TRUE(writer.has_value());
     ASSERT_EQ(writer->offset(), 300 * 1024 + 4096);
