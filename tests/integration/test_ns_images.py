@@ -19,8 +19,8 @@ def scratch(locald_bin, test_user):
 
 
 def load_image(scratch, config):
-    files = ob.busybox_files(applets=ob.busybox_files.__defaults__[0] + ("stat", "chown",
-                                                                          "hostname", "pwd"))
+    files = ob.busybox_files(applets=ob.busybox_files.__defaults__[0] + (
+        "stat", "chown", "hostname", "pwd", "tty", "stty"))
     files["etc/passwd"] = ("root:x:0:0:root:/root:/bin/sh\napp:x:1000:1000::/home/app:/bin/sh\n"
                            "db:x:999:999::/var/db:/bin/sh\n")
     files["etc/group"] = "root:x:0:\napp:x:1000:\ndb:x:999:\n"
@@ -99,3 +99,94 @@ def test_missing_image_is_a_clear_error(scratch):
     r = scratch.run("container", "run", "localhost:1/nothing-here:1", "true", timeout=120)
     assert r.returncode != 0
     assert "nothing-here" in r.stderr
+
+
+def test_image_service_has_its_own_terminal_through_attach(scratch):
+    """An `image =` service's container has a real terminal (its own pty,
+    relayed by the launcher to the supervisor's PTY): through `locald attach`
+    an interactive shell inside sees `tty`, the attaching terminal's size and
+    its changes, and takes input."""
+    import fcntl
+    import pty
+    import select
+    import signal
+    import struct
+    import subprocess
+    import termios
+    import textwrap
+    import time
+
+    import ns_util
+
+    load_image(scratch, {"Env": ["PATH=/bin", "PS1=$ "], "Cmd": ["/bin/sh", "-i"]})
+    project = scratch.dir / "proj"
+    project.mkdir()
+    (project / "locald.toml").write_text(textwrap.dedent(f"""
+        [project]
+        name = "ttysvc"
+
+        [service.shell]
+        image = "{REF}"
+        port = false
+    """).lstrip())
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(project)],
+                       check=True)
+
+    def locald(*args, timeout=120):
+        return ns_util.run_as(scratch.user, [str(scratch.bin), *args], scratch.home,
+                              timeout=timeout, cwd=str(project))
+
+    r = locald("up")
+    assert r.returncode == 0, r.stdout + r.stderr
+    try:
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.chdir(project)
+            argv = ns_util.as_user_argv(scratch.user, [str(scratch.bin), "attach", "shell"])
+            os.execvpe(argv[0], argv, ns_util.user_env(scratch.user, scratch.home))
+        seen = b""
+
+        def until(needle, timeout=30):
+            nonlocal seen
+            end = time.monotonic() + timeout
+            while needle not in seen:
+                left = end - time.monotonic()
+                assert left > 0, f"no {needle!r} in {seen[-2000:]!r}"
+                ready, _, _ = select.select([fd], [], [], left)
+                if ready:
+                    try:
+                        chunk = os.read(fd, 65536)
+                    except OSError:
+                        chunk = b""
+                    assert chunk, f"attach ended before {needle!r}: {seen[-2000:]!r}"
+                    seen += chunk
+            before, seen = seen.split(needle, 1)
+            return before + needle
+
+        try:
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
+            until(b"detach with Ctrl-]")
+            os.kill(pid, signal.SIGWINCH)
+            time.sleep(0.3)
+            os.write(fd, b"tty; stty size; echo M-$((20+1))\r")
+            got = until(b"M-21\r\n")
+            assert b"/dev/pts/0" in got and b"30 100" in got, got
+            fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 132, 0, 0))
+            os.kill(pid, signal.SIGWINCH)
+            time.sleep(0.3)
+            os.write(fd, b"stty size; echo N-$((30+2))\r")
+            assert b"40 132" in until(b"N-32\r\n")
+            os.write(fd, b"\x1d")
+            until(b"detached")
+            _, status = os.waitpid(pid, 0)
+            pid = 0
+            assert os.waitstatus_to_exitcode(status) == 0
+        finally:
+            if pid:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            os.close(fd)
+    finally:
+        locald("down")
+        locald("shutdown")
