@@ -84,20 +84,100 @@ private:
     Input m_in;
 };
 
+// One inflate call of a gzip decoder on the given input and output.
+struct InflateStep {
+    size_t consumed = 0;
+    size_t produced = 0;
+    bool member_end = false;  // the end of one gzip member (CRC and size checked)
+};
+
 #ifdef LOCALD_HAVE_ISAL
-class GzipDecompressor final : public Decompressor {
+// ISA-L igzip (several times faster than zlib on x86).
+class IsalInflater {
 public:
-    GzipDecompressor(Input input, uint64_t limit) : m_in(std::move(input)) {
-        m_max_output = limit;
+    IsalInflater() { reset(); }
+    bool ok() const { return true; }
+    void reset() {
         isal_inflate_init(&m_state);
         m_state.crc_flag = ISAL_GZIP;
     }
+    base::Result<InflateStep> inflate(const unsigned char* in, size_t in_size, char* out,
+                                      size_t out_size, uint64_t input_so_far) {
+        m_state.next_in = const_cast<uint8_t*>(in);
+        m_state.avail_in = static_cast<uint32_t>(std::min<size_t>(in_size, UINT32_MAX));
+        m_state.next_out = reinterpret_cast<uint8_t*>(out);
+        m_state.avail_out = static_cast<uint32_t>(std::min<size_t>(out_size, UINT32_MAX));
+        uint32_t before_in = m_state.avail_in;
+        uint32_t before_out = m_state.avail_out;
+        int rc = isal_inflate(&m_state);
+        if (rc < 0) {
+            return base::data_loss("corrupt gzip stream (igzip error {}) after {} compressed bytes",
+                                   rc, input_so_far);
+        }
+        return InflateStep{before_in - m_state.avail_in, before_out - m_state.avail_out,
+                           m_state.block_state == ISAL_BLOCK_FINISH};
+    }
+
+private:
+    inflate_state m_state{};
+};
+using GzipInflater = IsalInflater;
+#else
+class ZlibInflater {
+public:
+    ZlibInflater() {
+        std::memset(&m_stream, 0, sizeof(m_stream));
+        // 16 + MAX_WBITS: gzip wrapper only, header and CRC checked.
+        m_ok = inflateInit2(&m_stream, 16 + MAX_WBITS) == Z_OK;
+    }
+    ZlibInflater(const ZlibInflater&) = delete;
+    ZlibInflater& operator=(const ZlibInflater&) = delete;
+    ~ZlibInflater() {
+        if (m_ok) {
+            inflateEnd(&m_stream);
+        }
+    }
+    bool ok() const { return m_ok; }
+    void reset() { inflateReset(&m_stream); }
+    base::Result<InflateStep> inflate(const unsigned char* in, size_t in_size, char* out,
+                                      size_t out_size, uint64_t input_so_far) {
+        m_stream.next_in = const_cast<Bytef*>(in);
+        m_stream.avail_in = static_cast<uInt>(std::min<size_t>(in_size, UINT32_MAX));
+        m_stream.next_out = reinterpret_cast<Bytef*>(out);
+        m_stream.avail_out = static_cast<uInt>(std::min<size_t>(out_size, UINT32_MAX));
+        uInt before_in = m_stream.avail_in;
+        uInt before_out = m_stream.avail_out;
+        int rc = ::inflate(&m_stream, Z_NO_FLUSH);
+        if (rc != Z_OK && rc != Z_BUF_ERROR && rc != Z_STREAM_END) {
+            return base::data_loss("corrupt gzip stream ({}) after {} compressed bytes",
+                                   m_stream.msg ? m_stream.msg : "zlib error", input_so_far);
+        }
+        return InflateStep{before_in - m_stream.avail_in, before_out - m_stream.avail_out,
+                           rc == Z_STREAM_END};
+    }
+
+private:
+    z_stream m_stream;
+    bool m_ok = false;
+};
+using GzipInflater = ZlibInflater;
+#endif
+
+// The gzip reader loop, shared by both inflaters: multi-member streams,
+// truncation and the output limit.
+template <typename Inflater>
+class GzipReader final : public Decompressor {
+public:
+    GzipReader(Input input, uint64_t limit) : m_in(std::move(input)) { m_max_output = limit; }
     base::Result<size_t> read(char* buffer, size_t size) override {
+        if (!m_inflater.ok()) {
+            return base::internal_error("initialising the gzip decoder failed");
+        }
         if (m_done) {
             return size_t{0};
         }
         while (true) {
-            if (m_state.block_state == ISAL_BLOCK_FINISH) {
+            if (m_member_finished) {
                 // End of one gzip member: another may follow (multi-member
                 // streams are valid gzip, e.g. from pigz or concatenation).
                 size_t available = TRY(m_in.fill(&m_input));
@@ -105,97 +185,20 @@ public:
                     m_done = true;
                     return size_t{0};
                 }
-                isal_inflate_reset(&m_state);
-                m_state.crc_flag = ISAL_GZIP;
-                m_in_member = false;
-            }
-            size_t available = TRY(m_in.fill(&m_input));
-            if (available == 0) {
-                return base::data_loss("truncated gzip stream after {} compressed bytes", m_input);
-            }
-            m_state.next_in = const_cast<uint8_t*>(m_in.data());
-            m_state.avail_in = static_cast<uint32_t>(std::min<size_t>(available, UINT32_MAX));
-            m_state.next_out = reinterpret_cast<uint8_t*>(buffer);
-            m_state.avail_out = static_cast<uint32_t>(std::min<size_t>(size, UINT32_MAX));
-            uint32_t before_in = m_state.avail_in;
-            int rc = isal_inflate(&m_state);
-            m_in.consume(before_in - m_state.avail_in);
-            size_t produced = size - m_state.avail_out;
-            if (rc < 0) {
-                return base::data_loss(
-                    "corrupt gzip stream (igzip error {}) after {} compressed bytes", rc, m_input);
-            }
-            if (!m_in_member && before_in != m_state.avail_in) {
-                m_in_member = true;
-            }
-            if (produced > 0) {
-                m_output += produced;
-                TRY(check_limit(m_output, m_max_output));
-                return produced;
-            }
-        }
-    }
-    Compression compression() const override { return Compression::Gzip; }
-
-private:
-    Input m_in;
-    inflate_state m_state{};
-    bool m_done = false;
-    bool m_in_member = false;
-};
-#else
-class GzipDecompressor final : public Decompressor {
-public:
-    GzipDecompressor(Input input, uint64_t limit) : m_in(std::move(input)) {
-        m_max_output = limit;
-        std::memset(&m_stream, 0, sizeof(m_stream));
-        // 16 + MAX_WBITS: gzip wrapper only, header and CRC checked.
-        m_ok = inflateInit2(&m_stream, 16 + MAX_WBITS) == Z_OK;
-    }
-    ~GzipDecompressor() override {
-        if (m_ok) {
-            inflateEnd(&m_stream);
-        }
-    }
-    base::Result<size_t> read(char* buffer, size_t size) override {
-        if (!m_ok) {
-            return base::internal_error("zlib inflateInit2 failed");
-        }
-        if (m_done) {
-            return size_t{0};
-        }
-        while (true) {
-            if (m_member_finished) {
-                size_t available = TRY(m_in.fill(&m_input));
-                if (available == 0) {
-                    m_done = true;
-                    return size_t{0};
-                }
-                inflateReset(&m_stream);
+                m_inflater.reset();
                 m_member_finished = false;
             }
             size_t available = TRY(m_in.fill(&m_input));
             if (available == 0) {
                 return base::data_loss("truncated gzip stream after {} compressed bytes", m_input);
             }
-            m_stream.next_in = const_cast<Bytef*>(m_in.data());
-            m_stream.avail_in = static_cast<uInt>(std::min<size_t>(available, UINT32_MAX));
-            m_stream.next_out = reinterpret_cast<Bytef*>(buffer);
-            m_stream.avail_out = static_cast<uInt>(std::min<size_t>(size, UINT32_MAX));
-            uInt before_in = m_stream.avail_in;
-            int rc = inflate(&m_stream, Z_NO_FLUSH);
-            m_in.consume(before_in - m_stream.avail_in);
-            size_t produced = size - m_stream.avail_out;
-            if (rc == Z_STREAM_END) {
-                m_member_finished = true;
-            } else if (rc != Z_OK && rc != Z_BUF_ERROR) {
-                return base::data_loss("corrupt gzip stream ({}) after {} compressed bytes",
-                                       m_stream.msg ? m_stream.msg : "zlib error", m_input);
-            }
-            if (produced > 0) {
-                m_output += produced;
+            auto step = TRY(m_inflater.inflate(m_in.data(), available, buffer, size, m_input));
+            m_in.consume(step.consumed);
+            m_member_finished = step.member_end;
+            if (step.produced > 0) {
+                m_output += step.produced;
                 TRY(check_limit(m_output, m_max_output));
-                return produced;
+                return step.produced;
             }
         }
     }
@@ -203,12 +206,11 @@ public:
 
 private:
     Input m_in;
-    z_stream m_stream;
-    bool m_ok = false;
+    Inflater m_inflater;
     bool m_done = false;
     bool m_member_finished = false;
 };
-#endif
+using GzipDecompressor = GzipReader<GzipInflater>;
 
 class ZstdDecompressor final : public Decompressor {
 public:
