@@ -146,7 +146,9 @@ Result<size_t> apply_as_fed(const oci::ContentStore& store, const OwnershipPlan&
             warnings.insert(warnings.end(), stats.warnings.begin(), stats.warnings.end());
         }
     }
-    std::string lines = fmt::format("B {}\n", bytes);
+    // From here, not from the helper: in the user-namespace case this runs
+    // in a child of the helper, whose memory the helper never sees.
+    std::string lines = fmt::format("N {}\nB {}\n", sources.size(), bytes);
     for (const auto& w : warnings) {
         lines += "W " + one_line(w) + "\n";
     }
@@ -168,18 +170,13 @@ base::Result<PipelinedApply> PipelinedApply::start(const oci::ContentStore& stor
     if (pid == 0) {
         commands.write.reset();
         result.read.reset();
-        auto applied = [&]() -> Result<size_t> {
-            size_t count = 0;
-            TRY(run_as_container_root(plan, [&]() -> Result<void> {
-                count = TRY(
-                    apply_as_fed(store, plan, options, commands.read.get(), result.write.get()));
-                return base::ok();
-            }));
-            return count;
-        }();
+        auto applied = run_as_container_root(plan, [&]() -> Result<void> {
+            TRY(apply_as_fed(store, plan, options, commands.read.get(), result.write.get()));
+            return base::ok();
+        });
         std::string line;
         if (applied) {
-            line = fmt::format("OK {}\n", *applied);
+            line = "OK\n";
         } else {
             line = fmt::format("ERR {} {} {}\n", static_cast<int>(applied.error().kind()),
                                applied.error().errno_value(), one_line(applied.error().message()));
@@ -287,8 +284,9 @@ base::Result<void> PipelinedApply::finish() {
             m_warnings.push_back(line.substr(2));
         } else if (line.starts_with("B ")) {
             m_uncompressed_bytes = std::strtoull(line.c_str() + 2, nullptr, 10);
-        } else if (line.starts_with("OK ")) {
-            m_layers = std::strtoul(line.c_str() + 3, nullptr, 10);
+        } else if (line.starts_with("N ")) {
+            m_layers = std::strtoul(line.c_str() + 2, nullptr, 10);
+        } else if (line == "OK") {
             ok = true;
         } else if (line.starts_with("ERR ")) {
             int kind = 0;

@@ -148,6 +148,7 @@ def test_image_unpack_applies_layers_while_later_ones_download(home, registry):
         proxy.release()
         stdout, stderr = proc.communicate(timeout=120)
         assert proc.returncode == 0, stderr
+        assert "(2 layers," in stdout, stdout
     finally:
         proxy.close()
         if proc.poll() is None:
