@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -161,7 +162,13 @@ Result<size_t> apply_as_fed(const oci::ContentStore& store, const OwnershipPlan&
 base::Result<PipelinedApply> PipelinedApply::start(const oci::ContentStore& store,
                                                    const OwnershipPlan& plan,
                                                    const Options& options) {
-    auto commands = TRY(base::make_pipe(O_CLOEXEC));
+    // The command channel is a socket so that writing to a helper that has
+    // already failed and gone is EPIPE (MSG_NOSIGNAL), never SIGPIPE.
+    int pair[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
+        return base::errno_error("creating the unpack helper's command channel");
+    }
+    base::Pipe commands{UniqueFd(pair[0]), UniqueFd(pair[1])};
     auto result = TRY(base::make_pipe(O_CLOEXEC));
     pid_t pid = fork();
     if (pid < 0) {
@@ -215,7 +222,17 @@ PipelinedApply::~PipelinedApply() {
 
 void PipelinedApply::send(const std::string& line) {
     // The helper may have failed and gone: its error comes from finish().
-    (void)base::write_all(m_commands.get(), line);
+    size_t done = 0;
+    while (done < line.size()) {
+        ssize_t n = ::send(m_commands.get(), line.data() + done, line.size() - done, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            return;
+        }
+        done += static_cast<size_t>(n);
+    }
 }
 
 void PipelinedApply::on_blob(const oci::ImageManifest& manifest, const oci::Descriptor& blob) {

@@ -11,7 +11,8 @@
 //   parallel, committed bottom-up, DiffIDs verified); `Flatten` — the layers
 //   in order onto `flatten_root` (what `locald image unpack` does).
 // - on_blob() is the pull's `on_blob_committed` callback: thread-safe,
-//   never blocks on the helper (a few bytes per blob on a pipe).
+//   never blocks on the helper (a few bytes per blob on a socket) and never
+//   raises SIGPIPE when the helper has already failed.
 // - finish() tells the helper no more blobs come and waits for it: Ok when
 //   every layer applied. A layer that never arrived (pull failed) is
 //   Unavailable; any apply error comes back with its kind and message.
