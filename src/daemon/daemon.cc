@@ -15,10 +15,10 @@
 #include <string>
 #include <vector>
 
-#include "base/atomic_file.h"
 #include "base/event_loop.h"
 #include "base/log.h"
 #include "base/sys.h"
+#include "base/unique_fd.h"
 #include "base/version.h"
 #include "daemon/internal/build_id.h"
 #include "daemon/internal/unix_socket.h"
@@ -111,6 +111,28 @@ struct CrashReport {
 };
 
 constexpr size_t kCrashTailLines = 10;
+
+// `<run>/daemon.pid`: written whole (temporary file + rename, so a reader
+// never sees half of it) but not fsync'ed — it only describes this process,
+// which a power loss ends anyway, and two fsyncs were a visible part of a cold
+// start. The lock, not this file, decides which daemon runs.
+base::Result<void> write_pid_file(const std::string& path, std::string_view text) {
+    std::string tmp = fmt::format("{}.tmp-{}", path, ::getpid());
+    {
+        base::UniqueFd fd =
+            TRY(base::open_file(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600));
+        if (auto written = base::write_all(fd.get(), text); !written) {
+            ::unlink(tmp.c_str());
+            return written;
+        }
+    }
+    if (::rename(tmp.c_str(), path.c_str()) != 0) {
+        auto error = base::errno_error("renaming `{}` to `{}`", tmp, path);
+        ::unlink(tmp.c_str());
+        return error;
+    }
+    return base::ok();
+}
 
 int64_t unix_ms(host::WallTime time) {
     return std::chrono::duration_cast<std::chrono::milliseconds>(time.time_since_epoch()).count();
@@ -950,8 +972,7 @@ base::Result<int> serve(const DaemonPaths& paths) {
         TRY(IpcServer::create(loop, std::move(listener), [&daemon](std::shared_ptr<Call> call) {
             daemon.handle(std::move(call));
         }));
-    TRY(base::atomic_write_file(paths.pid_file,
-                                fmt::format("{} {}\n", ::getpid(), binary_build_id()), 0600));
+    TRY(write_pid_file(paths.pid_file, fmt::format("{} {}\n", ::getpid(), binary_build_id())));
     TRY(loop.add_signal(SIGTERM, [&daemon](const signalfd_siginfo&) { daemon.terminate(); }));
     TRY(loop.add_signal(SIGINT, [&daemon](const signalfd_siginfo&) { daemon.terminate(); }));
     LOG_INFO("locald {} daemon pid {} serving `{}` (build {})", base::kVersion, ::getpid(),
