@@ -313,10 +313,25 @@ TEST_P(RootlessLowerLinks, FlattenAndSnapshotsAgree) {
     check(cases()[static_cast<size_t>(GetParam())], *plan);
 }
 
+// Without the namespace (no subordinate range, or --single-id): owners go
+// to user.rootlesscontainers, which a copy-up must carry along.
+class RootlessSingleIdLowerLinks : public LowerLinks {};
+
+TEST_P(RootlessSingleIdLowerLinks, FlattenAndSnapshotsAgree) {
+    if (geteuid() == 0) {
+        GTEST_SKIP() << "rootless: runs in the unprivileged pass";
+    }
+    auto plan = plan_ownership(RootlessMode::SingleId);
+    ASSERT_TRUE(plan.has_value()) << plan.error().to_string();
+    check(cases()[static_cast<size_t>(GetParam())], *plan);
+}
+
 auto case_name = [](const auto& info) { return cases()[static_cast<size_t>(info.param)].name; };
 INSTANTIATE_TEST_SUITE_P(Table, LowerLinks, ::testing::Range(0, int(cases().size())), case_name);
 INSTANTIATE_TEST_SUITE_P(Table, RootlessLowerLinks, ::testing::Range(0, int(cases().size())),
                          case_name);
+INSTANTIATE_TEST_SUITE_P(Table, RootlessSingleIdLowerLinks,
+                         ::testing::Range(0, int(cases().size())), case_name);
 
 TEST(LowerLinks, TwoLinksInOneLayerShareTheirCopy) {
     if (geteuid() != 0) {
