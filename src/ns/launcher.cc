@@ -258,6 +258,13 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
 
     // sync 0: clone PID 1 straight into all its namespaces (no re-exec).
     unsigned long flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | CLONE_NEWUTS | CLONE_NEWIPC;
+    bool joined_userns = !spec.user_namespace.empty();
+    if (joined_userns) {
+        // The user namespace exists and is mapped: join it, and the other
+        // namespaces are created inside it (owned by it), no helper runs.
+        TRY(internal::join_user_namespace(spec.user_namespace));
+        flags &= ~static_cast<unsigned long>(CLONE_NEWUSER);
+    }
     if (spec.network == NetworkMode::None) {
         flags |= CLONE_NEWNET;
     }
@@ -298,8 +305,10 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
     };
 
     // sync 1: map ids (newgidmap and newuidmap side by side) and place PID 1 in its cgroup.
-    if (auto mapped = internal::write_container_id_maps(pid, ctx.mapping); !mapped) {
-        return abort_child(mapped.release_error().context("mapping the container's ids"));
+    if (!joined_userns) {
+        if (auto mapped = internal::write_container_id_maps(pid, ctx.mapping); !mapped) {
+            return abort_child(mapped.release_error().context("mapping the container's ids"));
+        }
     }
     if (auto joined = internal::join_cgroup(cgroup, pid); !joined) {
         return abort_child(joined.release_error());

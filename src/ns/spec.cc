@@ -146,6 +146,9 @@ Json to_json(const ContainerSpec& spec) {
     out.set("provide_etc_files", spec.provide_etc_files);
     out.set("state_dir", spec.state_dir);
     out.set("seccomp_cache_dir", spec.seccomp_cache_dir);
+    if (!spec.user_namespace.empty()) {
+        out.set("user_namespace", spec.user_namespace);
+    }
     return out;
 }
 
@@ -237,6 +240,11 @@ Result<ContainerSpec> spec_from_json(const Json& json) {
     spec.provide_etc_files = TRY(opt_bool(json, "provide_etc_files", true));
     spec.state_dir = TRY(opt_string(json, "state_dir", ""));
     spec.seccomp_cache_dir = TRY(opt_string(json, "seccomp_cache_dir", ""));
+    spec.user_namespace = TRY(opt_string(json, "user_namespace", ""));
+    if (!spec.user_namespace.empty() && spec.user_namespace[0] != '/') {
+        return base::invalid_argument("user_namespace `{}` must be an absolute path",
+                                      spec.user_namespace);
+    }
     return spec;
 }
 

@@ -115,6 +115,13 @@ struct ContainerSpec {
     std::string state_dir;
     // Where compiled seccomp BPF is cached; "" → no cache.
     std::string seccomp_cache_dir;
+    // Join this user namespace (a path such as /proc/PID/ns/user) instead of
+    // creating one, which skips newgidmap/newuidmap (≈1.5 ms and 2 setuid
+    // execs per start). It must be owned by the calling user, a child of the
+    // caller's namespace, and mapped as base::container_mapping() maps (the
+    // ids images are unpacked with) — what a long-lived holder made with that
+    // mapping provides. "" → a new user namespace per container.
+    std::string user_namespace;
 };
 
 base::Json to_json(const ContainerSpec& spec);

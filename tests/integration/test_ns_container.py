@@ -263,6 +263,70 @@ def test_slim_launch_executable_runs_the_same_spec(scratch):
     assert r.returncode == 127 and "no-such-binary" in r.stderr
 
 
+def subid_range(user, path):
+    for line in open(path):
+        name, start, count = line.strip().split(":")
+        if name == user:
+            return int(start), int(count)
+    pytest.skip(f"LOUD SKIP: {user} has no range in {path}")
+
+
+def test_joining_a_held_user_namespace_skips_the_helpers(scratch):
+    """spec.user_namespace: the launcher joins a user namespace held by
+    another process (made here with util-linux unshare and the same mapping)
+    instead of creating one and running newgidmap/newuidmap."""
+    uid_start, uid_count = subid_range(scratch.user, "/etc/subuid")
+    gid_start, gid_count = subid_range(scratch.user, "/etc/subgid")
+    holder = ns_util.popen_as(scratch.user, [
+        "unshare", "--user", "--map-root-user", f"--map-users={uid_start},1,{uid_count}",
+        f"--map-groups={gid_start},1,{gid_count}", "sleep", "600"], scratch.home)
+    try:
+        ns_path = f"/proc/{holder.pid}/ns/user"
+        deadline = time.time() + 10
+        while (os.readlink(ns_path) == os.readlink("/proc/self/ns/user")
+               or len(open(f"/proc/{holder.pid}/uid_map").read().splitlines()) < 2):
+            assert time.time() < deadline, "unshare did not set up its namespace"
+            time.sleep(0.05)
+        spec = {"name": "joined", "rootfs": {"path": str(scratch.rootfs)},
+                "args": ["/bin/sh", "-c", "readlink /proc/self/ns/user; "
+                         "wc -l < /proc/self/uid_map; id -u; touch /tmp/x && echo wrote"],
+                "env": ["PATH=/bin"], "user_namespace": ns_path}
+        path = scratch.dir / "joined.json"
+        path.write_text(json.dumps(spec))
+        os.chmod(path, 0o644)
+        r = ns_util.run_as(scratch.user, [str(scratch.launch_bin), str(path)], scratch.home)
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.split()
+        assert lines[0] == os.readlink(ns_path), "the container lives in the held namespace"
+        assert lines[1:] == ["2", "0", "wrote"], r.stdout
+        # Not a user namespace: refused before anything runs.
+        path.write_text(json.dumps(dict(spec, user_namespace=f"/proc/{holder.pid}/ns/mnt")))
+        r = ns_util.run_as(scratch.user, [str(scratch.launch_bin), str(path)], scratch.home)
+        assert r.returncode != 0 and "is not a user namespace" in r.stderr, r.stderr
+        # Someone else's namespace (the initial one belongs to root).
+        path.write_text(json.dumps(dict(spec, user_namespace="/proc/self/ns/user")))
+        r = ns_util.run_as(scratch.user, [str(scratch.launch_bin), str(path)], scratch.home)
+        assert r.returncode != 0 and "belongs to uid 0" in r.stderr, r.stderr
+        # Ours but nested one level deeper (its maps are not the container mapping).
+        nested = ns_util.popen_as(scratch.user, [
+            "unshare", "--user", "--map-root-user", "unshare", "--user", "sleep", "600"],
+            scratch.home)
+        try:
+            deadline = time.time() + 10
+            while open(f"/proc/{nested.pid}/comm").read().strip() != "sleep":
+                assert time.time() < deadline, "nested unshare did not start"
+                time.sleep(0.05)
+            path.write_text(json.dumps(dict(spec, user_namespace=f"/proc/{nested.pid}/ns/user")))
+            r = ns_util.run_as(scratch.user, [str(scratch.launch_bin), str(path)], scratch.home)
+            assert r.returncode != 0 and "not a child" in r.stderr, r.stderr
+        finally:
+            nested.kill()
+            nested.wait()
+    finally:
+        holder.kill()
+        holder.wait()
+
+
 def test_doctor_reports_each_check(scratch):
     r = scratch.run("doctor", "--json")
     doc = json.loads(r.stdout)

@@ -37,6 +37,8 @@ TEST(NsSpec, JsonRoundTripKeepsEveryField) {
     spec.provide_etc_files = false;
     spec.state_dir = "/s";
     spec.seccomp_cache_dir = "/c";
+    spec.resources.cgroup_parent = "/sys/fs/cgroup/user/locald";
+    spec.user_namespace = "/proc/42/ns/user";
 
     std::string text = to_json(spec).dump();
     auto json = base::Json::parse(text);
@@ -49,6 +51,8 @@ TEST(NsSpec, JsonRoundTripKeepsEveryField) {
     EXPECT_EQ(back->rlimits[0].hard, UINT64_MAX);
     EXPECT_EQ(*back->resources.cpus, 1.5);
     EXPECT_EQ(back->network, NetworkMode::None);
+    EXPECT_EQ(back->resources.cgroup_parent, "/sys/fs/cgroup/user/locald");
+    EXPECT_EQ(back->user_namespace, "/proc/42/ns/user");
 }
 
 TEST(NsSpec, DefaultsFromAMinimalDocument) {
@@ -66,7 +70,9 @@ TEST(NsSpec, RejectsBadDocuments) {
     for (const char* text :
          {R"([])", R"({"args": ["x"]})", R"({"rootfs": {"path": "/r"}, "network": "bridge"})",
           R"({"rootfs": {"path": "/r"}, "args": [1]})",
-          R"({"rootfs": {"path": "/r"}, "mounts": [{"kind": "nfs", "destination": "/x"}]})"}) {
+          R"({"rootfs": {"path": "/r"}, "mounts": [{"kind": "nfs", "destination": "/x"}]})",
+          R"({"rootfs": {"path": "/r"}, "args": ["x"], "user_namespace": "proc/1/ns/user"})",
+          R"({"rootfs": {"path": "/r"}, "args": ["x"], "resources": {"cgroup_parent": "rel"}})"}) {
         auto json = base::Json::parse(text);
         ASSERT_TRUE(json) << text;
         EXPECT_FALSE(spec_from_json(*json)) << text;

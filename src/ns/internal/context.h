@@ -70,6 +70,10 @@ base::Result<void> receive_error(int fd);
 // idmap.cc — parent side: newgidmap and newuidmap run concurrently (root or a
 // single mapping: direct /proc writes, as base::write_id_maps).
 base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& mapping);
+// Joins an existing user namespace (spec.user_namespace) after checking it is
+// one, owned by us, and a direct child of our own; the launcher then clones
+// the other namespaces inside it and writes no maps.
+base::Result<void> join_user_namespace(const std::string& path);
 
 // userns.cc
 base::Result<void> wait_for_parent(ChildContext& ctx);

@@ -12,7 +12,11 @@
 // inside the namespace, which never happens here. So both are started, then
 // both awaited; the start path pays for one helper instead of two.
 #include <fcntl.h>
+#include <linux/nsfs.h>
+#include <sched.h>
 #include <spawn.h>
+#include <sys/ioctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -143,6 +147,40 @@ base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& map
         return gid.release_error();
     }
     return uid;
+}
+
+base::Result<void> join_user_namespace(const std::string& path) {
+    // A joined namespace replaces the id-map helpers, so it must be exactly
+    // what they would have produced: a user namespace, ours, one level below
+    // the one we run in (not a grandchild, not someone else's).
+    base::UniqueFd ns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!ns) {
+        return base::errno_error("opening the user namespace `{}`", path);
+    }
+    int type = ::ioctl(ns.get(), NS_GET_NSTYPE);
+    if (type != CLONE_NEWUSER) {
+        return base::invalid_argument("`{}` is not a user namespace", path);
+    }
+    uid_t owner = 0;
+    if (::ioctl(ns.get(), NS_GET_OWNER_UID, &owner) != 0) {
+        return base::errno_error("reading the owner of the user namespace `{}`", path);
+    }
+    if (owner != ::geteuid()) {
+        return base::permission_denied("the user namespace `{}` belongs to uid {}, not to uid {}",
+                                       path, owner, ::geteuid());
+    }
+    base::UniqueFd parent(::ioctl(ns.get(), NS_GET_PARENT));
+    struct stat parent_st, self_st;
+    if (!parent || ::fstat(parent.get(), &parent_st) != 0 ||
+        ::stat("/proc/self/ns/user", &self_st) != 0 || parent_st.st_ino != self_st.st_ino ||
+        parent_st.st_dev != self_st.st_dev) {
+        return base::invalid_argument(
+            "the user namespace `{}` is not a child of the launcher's own user namespace", path);
+    }
+    if (::setns(ns.get(), CLONE_NEWUSER) != 0) {
+        return base::errno_error("joining the user namespace `{}`", path);
+    }
+    return base::ok();
 }
 
 }  // namespace locald::ns::internal
