@@ -128,6 +128,7 @@ def test_image_service_has_its_own_terminal_through_attach(scratch):
         [service.shell]
         image = "{REF}"
         port = false
+        stop_signal = "HUP"  # an interactive shell ignores SIGTERM
     """).lstrip())
     if os.geteuid() == 0:
         subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(project)],
