@@ -12,7 +12,8 @@
 //
 // `launch_command(spec)` is the argv a supervisor should exec for a spec:
 // `DIR/locald-launch SPEC` when that executable sits next to the running
-// binary, else `SELF __launch SPEC`.
+// binary, else `SELF __launch SPEC`. It lives in its own object file
+// (launch_command.cc): calling it does not link the launcher.
 #pragma once
 
 #include <span>
