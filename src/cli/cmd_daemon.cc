@@ -12,9 +12,11 @@ const char kDaemonHelp[] =
     "\n"
     "Runs the locald daemon in the foreground, logging to stderr. Every other\n"
     "command starts it in the background when it is not running (its log is then\n"
-    "<state>/daemon.log). One daemon runs per LOCALD_HOME; a second one exits with\n"
-    "status 4. SIGTERM or Ctrl-C stops every service and exits; the services come\n"
-    "back with the next daemon. `locald shutdown` stops it and marks everything down.\n";
+    "<state>/daemon.log), as `locald-daemon` from the directory of `locald` when\n"
+    "that smaller executable is there. One daemon runs per LOCALD_HOME; a second\n"
+    "one exits with status 4. SIGTERM or Ctrl-C stops every service and exits; the\n"
+    "services come back with the next daemon. `locald shutdown` stops it and marks\n"
+    "everything down.\n";
 
 int run_daemon(std::span<const std::string> args) {
     if (!args.empty()) {
