@@ -146,23 +146,10 @@ static const std::string& internal_binary() {
 
 std::vector<std::string> launch_argv(const std::string& spec_path) {
     // The slim `locald-launch` beside `locald` when present (it starts in ~1 ms
-    // instead of loading the whole CLI), else `locald __launch`. The same rule
-    // as ns::launch_command, written out here: that function shares an object
-    // file with the launcher, and calling it would link the launcher (and
-    // libseccomp) into `locald-daemon`, which must map neither.
-    static const std::string slim = [] {
-        const std::string& self = internal_binary();
-        auto slash = self.rfind('/');
-        if (slash == std::string::npos) {
-            return std::string();
-        }
-        std::string path = self.substr(0, slash + 1) + ns::kLaunchExecutable;
-        return path != self && ::access(path.c_str(), X_OK) == 0 ? path : std::string();
-    }();
-    if (!slim.empty()) {
-        return {slim, spec_path};
-    }
-    return {internal_binary(), "__launch", spec_path};
+    // instead of loading the whole CLI), else `locald __launch`.
+    // ns::launch_command is its own object file: this links nothing of the
+    // launcher (nor libseccomp) into `locald-daemon`.
+    return ns::launch_command(spec_path, internal_binary());
 }
 
 // ---------------------------------------------------------------- the spec
