@@ -475,6 +475,19 @@ class PtyDriver:
         raise AssertionError("the launcher did not exit")
 
 
+def running(cmdline: bytes) -> bool:
+    """Is a process with exactly this /proc/PID/cmdline alive (any pid namespace)?"""
+    for pid in os.listdir("/proc"):
+        if pid.isdigit():
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if f.read() == cmdline:
+                        return True
+            except OSError:
+                pass
+    return False
+
+
 def test_tty_is_the_containers_own_terminal(scratch):
     """-t: a pty on the container's devpts, relayed by the launcher; what a
     user at a terminal relies on works inside (name, /dev/console, window
@@ -500,12 +513,16 @@ def test_tty_is_the_containers_own_terminal(scratch):
             # shell is its own session leader with a controlling terminal.
             assert re.search(rb"c[-rw]+ +\d+ +\d+ +\d+ +136, +0 .*/dev/console", got), got
             # ^C reaches the foreground job only; the shell survives.
-            term.send(b"sleep 100\r")
-            time.sleep(0.5)
+            term.send(b"sleep 4242\r")
+            # ^C only once the job runs (the host sees the container's processes).
+            deadline = time.time() + 20
+            while not running(b"sleep\x004242\x00"):
+                assert time.time() < deadline, "sleep did not start"
+                time.sleep(0.05)
             term.send(b"\x03")
             term.expect(b"^C")
             term.send(b"echo A-$((60+1))\r")
-            term.expect(b"A-61\r\n", timeout=5)  # the prompt is back: sleep was interrupted
+            term.expect(b"A-61\r\n")  # the prompt is back: sleep was interrupted
             term.resize(40, 120)
             time.sleep(0.2)
             term.send(b"stty size; sleep 60 & jobs; kill %1; echo J-$((40+3))\r")
