@@ -166,18 +166,27 @@ def test_image_service_has_its_own_terminal_through_attach(scratch):
             return before + needle
 
         try:
+            def size_reaches(rows, cols):
+                # The resize travels attach → daemon PTY → launcher (SIGWINCH)
+                # → the container's pty, all asynchronously: ask until it shows.
+                for attempt in range(50):
+                    os.write(fd, f"stty size; echo S-$((1000+{attempt}))\r".encode())
+                    got = until(f"S-{1000 + attempt}\r\n".encode())
+                    if f"{rows} {cols}".encode() in got:
+                        return got
+                    time.sleep(0.1)
+                raise AssertionError(f"the container never saw {rows}x{cols}: {got!r}")
+
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 30, 100, 0, 0))
             until(b"detach with Ctrl-]")
             os.kill(pid, signal.SIGWINCH)
-            time.sleep(0.3)
-            os.write(fd, b"tty; stty size; echo M-$((20+1))\r")
+            size_reaches(30, 100)
+            os.write(fd, b"tty; echo M-$((20+1))\r")
             got = until(b"M-21\r\n")
-            assert b"/dev/pts/0" in got and b"30 100" in got, got
+            assert b"/dev/pts/0" in got, got
             fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 132, 0, 0))
             os.kill(pid, signal.SIGWINCH)
-            time.sleep(0.3)
-            os.write(fd, b"stty size; echo N-$((30+2))\r")
-            assert b"40 132" in until(b"N-32\r\n")
+            size_reaches(40, 132)
             os.write(fd, b"\x1d")
             until(b"detached")
             _, status = os.waitpid(pid, 0)
