@@ -5,7 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "base/sha256.h"
+#include "base/hex.h"
 #include "base/sys.h"
 
 namespace locald::base {

@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "base/hex.h"
 #include "base/unique_handle.h"
 
 struct evp_md_ctx_st;
@@ -52,8 +53,5 @@ std::string sha256_hex(std::string_view data);
 
 // SHA-256 of everything read from `fd` (from its current offset to EOF).
 Result<std::string> sha256_fd_hex(int fd);
-
-// Lower-case hex of arbitrary bytes.
-std::string to_hex(const void* data, size_t size);
 
 }  // namespace locald::base
