@@ -16,6 +16,7 @@
 #include "base/subprocess.h"
 #include "base/sys.h"
 #include "daemon/daemon.h"
+#include "daemon/userns_holder.h"
 #include "ns/launch_main.h"
 
 extern char** environ;
@@ -152,6 +153,13 @@ std::vector<std::string> launch_argv(const std::string& spec_path) {
     return ns::launch_command(spec_path, internal_binary());
 }
 
+std::vector<std::string> holder_argv() {
+    // launch_main takes `--hold-userns` in place of a spec path, so the same
+    // choice applies: the slim executable (the daemon stays free of the
+    // launcher's libraries), else `locald __launch --hold-userns`.
+    return ns::launch_command(ns::kHoldUsernsFlag, internal_binary());
+}
+
 // ---------------------------------------------------------------- the spec
 
 base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
@@ -246,6 +254,9 @@ base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
     spec.tty = true;
     spec.state_dir = in.dirs.state;
     spec.seccomp_cache_dir = in.run_dir.empty() ? std::string() : in.run_dir + "/seccomp";
+    // The daemon's held user namespace (UsernsHolder): joining it skips the
+    // two setuid id-map helpers per start; "" = a fresh one per container.
+    spec.user_namespace = in.user_namespace;
     return spec;
 }
 

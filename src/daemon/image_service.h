@@ -12,7 +12,9 @@
 //      (`container_spec`: Docker's Entrypoint/Cmd rules, env = image <
 //      service < injected, volumes, network, user, limits) written 0600 to
 //      `<svc>/spec.json` in the service's 0700 dir;
-//   3. supervises `launch_argv(spec.json)` like any host command;
+//   3. supervises `launch_argv(spec.json)` like any host command, the
+//      container joining the daemon's one held user namespace
+//      (daemon/userns_holder.h) instead of mapping a fresh one per start;
 //   4. removes the writable layer once the service is down for good with
 //      `locald __prepare-image --cleanup` (`ImageCleanup`), and every
 //      leftover of a previous daemon at startup (`cleanup_all_image_dirs`).
@@ -65,6 +67,9 @@ struct ContainerInputs {
     ImageServiceDirs dirs;
     std::string data_dir;
     std::string run_dir;
+    // spec.user_namespace: the daemon's held namespace (UsernsHolder::path),
+    // mapped as the layer was unpacked; "" = the launcher makes its own.
+    std::string user_namespace;
 };
 
 // The container's spec. Creates named volume dirs; a missing bind source is

@@ -6,7 +6,9 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <ctime>
+#include <string_view>
 #include <thread>
 
 #include "base/log.h"
@@ -1474,6 +1476,7 @@ void ServiceManager::start_image(Project& project, Service& service) {
             inputs.dirs = dirs;
             inputs.data_dir = m_data_dir;
             inputs.run_dir = m_run_dir;
+            inputs.user_namespace = user_namespace_for(*s);
             ns::ContainerSpec spec = TRY(container_spec(inputs));
             TRY(write_container_spec(spec, dirs));
             s->supervisor->logs().write_system(
@@ -1500,6 +1503,31 @@ void ServiceManager::start_image(Project& project, Service& service) {
     service.supervisor->logs().write_system(
         fmt::format("preparing the image {}", service.spec.image));
     notify(project, service);
+}
+
+std::string ServiceManager::user_namespace_for(Service& service) {
+    // One held user namespace for all image services (podman's pause
+    // process): no setuid helper per container start. Off with
+    // LOCALD_USERNS_HOLDER=0; a holder that cannot start leaves the service
+    // to map a fresh namespace (the same ids, only slower), said in its log.
+    const char* setting = std::getenv("LOCALD_USERNS_HOLDER");
+    if (setting && std::string_view(setting) == "0") {
+        return {};
+    }
+    if (!m_userns_holder) {
+        m_userns_holder = std::make_unique<UsernsHolder>(m_loop, holder_argv());
+    }
+    std::vector<std::string> warnings;
+    auto path = m_userns_holder->path(&warnings);
+    for (const auto& warning : warnings) {
+        service.supervisor->logs().write_system("warning: " + warning);
+    }
+    if (!path) {
+        service.supervisor->logs().write_system(fmt::format(
+            "warning: {}; this container maps its own user namespace", path.error().to_string()));
+        return {};
+    }
+    return path.release_value();
 }
 
 void ServiceManager::cancel_image(Project& project, Service& service) {

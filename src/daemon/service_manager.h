@@ -51,6 +51,7 @@
 #include "base/json.h"
 #include "config/spec.h"
 #include "daemon/state_store.h"
+#include "daemon/userns_holder.h"
 #include "host/service_state.h"
 #include "host/supervisor.h"
 
@@ -204,6 +205,10 @@ private:
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
     std::string m_data_dir;  // image services: <data>/services, <data>/volumes
     std::string m_run_dir;   // the seccomp BPF cache
+    // The user namespace every image service joins, made at the first one
+    // (daemon/userns_holder.h); null until then.
+    std::unique_ptr<UsernsHolder> m_userns_holder;
+    std::string user_namespace_for(Service& service);
 };
 
 }  // namespace locald::daemon

@@ -48,6 +48,9 @@ int launch_exit_code(base::ErrorKind kind) {
 }
 
 int launch_main(std::span<const std::string> args) {
+    if (args.size() == 1 && args[0] == kHoldUsernsFlag) {
+        return hold_user_namespace_main();
+    }
     if (args.size() != 1) {
         std::fprintf(stderr,
                      "locald: error: expected exactly one SPEC.json (or - for stdin)\n"

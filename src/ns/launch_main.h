@@ -29,6 +29,14 @@ inline constexpr const char* kLaunchExecutable = "locald-launch";
 
 int launch_main(std::span<const std::string> args);
 
+// `launch_main({"--hold-userns"})` (so `locald-launch --hold-userns`, or
+// `locald __launch --hold-userns`): hold one user namespace mapped with
+// base::container_mapping() until stdin reaches EOF — the daemon's holder
+// for spec.user_namespace (hold_userns.cc has the protocol). Returns the
+// exit code.
+inline constexpr const char* kHoldUsernsFlag = "--hold-userns";
+int hold_user_namespace_main();
+
 // `self_exe` defaults to the running executable (/proc/self/exe).
 std::vector<std::string> launch_command(const std::string& spec_path,
                                         const std::string& self_exe = "");

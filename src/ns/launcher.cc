@@ -262,7 +262,7 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
     if (joined_userns) {
         // The user namespace exists and is mapped: join it, and the other
         // namespaces are created inside it (owned by it), no helper runs.
-        TRY(internal::join_user_namespace(spec.user_namespace));
+        TRY(internal::join_user_namespace(spec.user_namespace, ctx.mapping));
         flags &= ~static_cast<unsigned long>(CLONE_NEWUSER);
     }
     if (spec.network == NetworkMode::None) {

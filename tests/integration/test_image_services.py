@@ -97,6 +97,8 @@ def launchers_of(scratch):
             cmdline = (entry / "cmdline").read_bytes().split(b"\0")
         except OSError:
             continue
+        if b"--hold-userns" in cmdline:
+            continue  # the daemon's user namespace holder: test_image_userns_holder.py
         if cmdline and cmdline[0] == str(scratch.launch_bin).encode():
             # The daemon runs the slim `locald-launch SPEC` when it sits next to
             # `locald` (ns::launch_command): the same mode as `locald __launch SPEC`.

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "base/error.h"
@@ -71,9 +72,18 @@ base::Result<void> receive_error(int fd);
 // single mapping: direct /proc writes, as base::write_id_maps).
 base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& mapping);
 // Joins an existing user namespace (spec.user_namespace) after checking it is
-// one, owned by us, and a direct child of our own; the launcher then clones
-// the other namespaces inside it and writes no maps.
-base::Result<void> join_user_namespace(const std::string& path);
+// one, owned by us, and a direct child of our own, then that its uid and gid
+// maps are exactly `mapping` (else an error: never run with other ids); the
+// launcher then clones the other namespaces inside it and writes no maps.
+base::Result<void> join_user_namespace(const std::string& path, const base::IdMapping& mapping);
+// The text of /proc/PID/{uid,gid}_map ("inside outside count" per line,
+// space-padded) as entries, in file order.
+base::Result<std::vector<base::IdMap>> parse_id_map_file(std::string_view text);
+// Reads `file` (a map as seen from inside the joined namespace) and compares
+// it with `expected`, order-insensitively.
+base::Result<void> check_joined_map(const std::string& file, std::string_view what,
+                                    const std::vector<base::IdMap>& expected,
+                                    const std::string& ns_path);
 
 // userns.cc
 base::Result<void> wait_for_parent(ChildContext& ctx);

@@ -20,6 +20,11 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
+
+#include "base/sys.h"
+
 #include "ns/internal/context.h"
 
 extern char** environ;
@@ -117,7 +122,66 @@ base::Result<void> finish(Helper& helper) {
     return base::permission_denied("writing {}: `{}` failed: {}", helper.what, cmdline, output);
 }
 
+std::vector<base::IdMap> sorted(std::vector<base::IdMap> map) {
+    std::sort(map.begin(), map.end(), [](const base::IdMap& a, const base::IdMap& b) {
+        return a.container_id < b.container_id;
+    });
+    return map;
+}
+
 }  // namespace
+
+base::Result<std::vector<base::IdMap>> parse_id_map_file(std::string_view text) {
+    std::vector<base::IdMap> map;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t end = text.find('\n', pos);
+        if (end == std::string_view::npos) {
+            end = text.size();
+        }
+        std::string line(text.substr(pos, end - pos));
+        pos = end + 1;
+        if (line.find_first_not_of(" \t") == std::string::npos) {
+            continue;
+        }
+        unsigned long long fields[3];
+        int used = 0;
+        if (std::sscanf(line.c_str(), " %llu %llu %llu %n", &fields[0], &fields[1], &fields[2],
+                        &used) != 3 ||
+            static_cast<size_t>(used) != line.size() || fields[0] > UINT32_MAX ||
+            fields[1] > UINT32_MAX || fields[2] > UINT32_MAX) {
+            return base::invalid_argument("malformed id map line `{}`", line);
+        }
+        map.push_back({static_cast<uint32_t>(fields[0]), static_cast<uint32_t>(fields[1]),
+                       static_cast<uint32_t>(fields[2])});
+    }
+    return map;
+}
+
+base::Result<void> check_joined_map(const std::string& file, std::string_view what,
+                                    const std::vector<base::IdMap>& expected,
+                                    const std::string& ns_path) {
+    auto text = TRY(base::read_file(file, 64 * 1024)
+                        .context(fmt::format("reading the {} map of `{}`", what, ns_path)));
+    auto actual = TRY(parse_id_map_file(text).context(file));
+    if (sorted(actual) != sorted(expected)) {
+        std::string shown = base::format_id_map(actual);
+        std::string wanted = base::format_id_map(expected);
+        for (std::string* s : {&shown, &wanted}) {
+            while (!s->empty() && s->back() == '\n') {
+                s->pop_back();
+            }
+            for (char& c : *s) {
+                c = c == '\n' ? ';' : c;
+            }
+        }
+        return base::failed_precondition(
+            "the user namespace `{}` maps {}s as `{}`, not as the containers' mapping `{}` "
+            "(/etc/sub{} changed since it was made?); refusing to run with other ids",
+            ns_path, what, shown, wanted, what);
+    }
+    return base::ok();
+}
 
 base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& mapping) {
     if (::geteuid() == 0 || mapping.single() || mapping.uid_map.empty() ||
@@ -149,7 +213,7 @@ base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& map
     return uid;
 }
 
-base::Result<void> join_user_namespace(const std::string& path) {
+base::Result<void> join_user_namespace(const std::string& path, const base::IdMapping& mapping) {
     // A joined namespace replaces the id-map helpers, so it must be exactly
     // what they would have produced: a user namespace, ours, one level below
     // the one we run in (not a grandchild, not someone else's).
@@ -180,6 +244,14 @@ base::Result<void> join_user_namespace(const std::string& path) {
     if (::setns(ns.get(), CLONE_NEWUSER) != 0) {
         return base::errno_error("joining the user namespace `{}`", path);
     }
+    // Owned by us and one level down is not enough: a namespace mapped any
+    // other way (a single id, another range) would run the payload, and
+    // write the writable layer, with ids the image was not unpacked with.
+    // Now inside it, /proc/self/*_map shows its maps relative to our former
+    // namespace; they must be exactly the container mapping. On a mismatch
+    // the launcher stops here, before any child exists.
+    TRY(check_joined_map("/proc/self/uid_map", "uid", mapping.uid_map, path));
+    TRY(check_joined_map("/proc/self/gid_map", "gid", mapping.gid_map, path));
     return base::ok();
 }
 
