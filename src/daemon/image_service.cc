@@ -70,17 +70,6 @@ base::Result<void> mkdir_private(const std::string& path) {
     return base::ok();
 }
 
-void set_env(std::vector<std::string>& env, const std::string& key, const std::string& value) {
-    std::string prefix = key + "=";
-    for (auto& entry : env) {
-        if (entry.compare(0, prefix.size(), prefix) == 0) {
-            entry = prefix + value;
-            return;
-        }
-    }
-    env.push_back(prefix + value);
-}
-
 base::ErrorKind kind_from_name(std::string_view name) {
     if (name == "InvalidArgument")
         return base::ErrorKind::InvalidArgument;
@@ -162,6 +151,48 @@ std::vector<std::string> holder_argv() {
 
 // ---------------------------------------------------------------- the spec
 
+std::vector<ContainerEnvVar> container_env(const config::ServiceSpec& service,
+                                           const std::vector<std::string>& image_env,
+                                           const std::vector<config::EnvEntry>& env,
+                                           const std::string& notify_socket) {
+    std::vector<ContainerEnvVar> out;
+    auto set = [&out](ContainerEnvVar var) {
+        for (auto& existing : out) {
+            if (existing.key == var.key) {
+                existing = std::move(var);
+                return;
+            }
+        }
+        out.push_back(std::move(var));
+    };
+    // env = image env < service env (.env, [env], env_file, env) < injected.
+    for (const auto& entry : image_env) {
+        size_t equals = entry.find('=');
+        set({entry.substr(0, equals),
+             equals == std::string::npos ? std::string() : entry.substr(equals + 1), std::nullopt});
+    }
+    for (const auto& entry : env) {
+        if (entry.origin == config::EnvOrigin::Environment) {
+            continue;
+        }
+        if (entry.key == "NOTIFY_SOCKET") {
+            continue;  // decided below
+        }
+        set({entry.key, entry.value, entry});
+    }
+    // NOTIFY_SOCKET is the supervisor's abstract unix socket: abstract names
+    // live in the network namespace, so it is reachable only with network
+    // "host"; with "none" it is not set (a notify health check cannot work).
+    if (!notify_socket.empty() && service.container.network == config::NetworkMode::Host) {
+        config::EnvEntry injected;
+        injected.key = "NOTIFY_SOCKET";
+        injected.value = notify_socket;
+        injected.origin = config::EnvOrigin::Injected;
+        set({injected.key, injected.value, injected});
+    }
+    return out;
+}
+
 base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
     const config::ServiceSpec& service = *in.service;
     const image::ImageDefaults& defaults = in.prepared.defaults;
@@ -189,22 +220,8 @@ base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
     }
     spec.args = std::move(argv);
 
-    // env = image env < service env (.env, [env], env_file, env) < injected.
-    spec.env = defaults.env;
-    for (const auto& entry : in.env) {
-        if (entry.origin == config::EnvOrigin::Environment) {
-            continue;
-        }
-        if (entry.key == "NOTIFY_SOCKET") {
-            continue;  // decided below
-        }
-        set_env(spec.env, entry.key, entry.value);
-    }
-    // NOTIFY_SOCKET is the supervisor's abstract unix socket: abstract names
-    // live in the network namespace, so it is reachable only with network
-    // "host"; with "none" it is not set (a notify health check cannot work).
-    if (!in.notify_socket.empty() && service.container.network == config::NetworkMode::Host) {
-        set_env(spec.env, "NOTIFY_SOCKET", in.notify_socket);
+    for (auto& var : container_env(service, defaults.env, in.env, in.notify_socket)) {
+        spec.env.push_back(var.key + "=" + var.value);
     }
 
     spec.cwd = !service.workdir.empty()        ? service.workdir

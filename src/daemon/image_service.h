@@ -26,6 +26,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,23 @@ struct ContainerInputs {
     // mapped as the layer was unpacked; "" = the launcher makes its own.
     std::string user_namespace;
 };
+
+// One variable of a container's environment and the layer that set it.
+struct ContainerEnvVar {
+    std::string key;
+    std::string value;
+    // The service-side entry (origin, file:line); nullopt = the image's config.
+    std::optional<config::EnvEntry> source;
+};
+
+// THE layering rule of container_spec, exposed so `locald env` and `locald
+// run` show and use what the container gets: image env < the service's env
+// (entries of origin Environment — the client's shell — dropped) < injected;
+// NOTIFY_SOCKET is `notify_socket`, set only with network "host".
+std::vector<ContainerEnvVar> container_env(const config::ServiceSpec& service,
+                                           const std::vector<std::string>& image_env,
+                                           const std::vector<config::EnvEntry>& env,
+                                           const std::string& notify_socket);
 
 // The container's spec. Creates named volume dirs; a missing bind source is
 // an error naming it.
