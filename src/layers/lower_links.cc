@@ -13,6 +13,7 @@
 
 #include "base/confined.h"
 #include "base/sys.h"
+#include "layers/internal/fs_util.h"
 
 namespace locald::layers {
 
@@ -160,53 +161,6 @@ Result<Found> resolve_merged(const std::vector<int>& roots, const std::string& p
     return base::invalid_argument("hardlink to the root directory");
 }
 
-void copy_xattrs(int src, int dst) {
-    char names[16384];
-    ssize_t n = flistxattr(src, names, sizeof(names));
-    for (ssize_t i = 0; i < n;) {
-        std::string name(names + i);
-        i += static_cast<ssize_t>(name.size()) + 1;
-        if (name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.")) {
-            continue;
-        }
-        char value[65536];
-        ssize_t len = fgetxattr(src, name.c_str(), value, sizeof(value));
-        if (len >= 0) {
-            (void)fsetxattr(dst, name.c_str(), value, static_cast<size_t>(len), 0);
-        }
-    }
-}
-
-Result<void> copy_data(int in, int out, off_t size) {
-    off_t remaining = size;
-    while (remaining > 0) {
-        ssize_t n = copy_file_range(in, nullptr, out, nullptr, static_cast<size_t>(remaining), 0);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;  // EXDEV/ENOSYS/EINVAL or a short file: read/write below
-        }
-        remaining -= n;
-    }
-    char buffer[1 << 16];
-    while (remaining > 0) {
-        ssize_t n = ::read(in, buffer, sizeof(buffer));
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n < 0) {
-            return base::errno_error("reading file data");
-        }
-        if (n == 0) {
-            break;
-        }
-        TRY(base::write_all(out, std::string_view(buffer, static_cast<size_t>(n))));
-        remaining -= n;
-    }
-    return base::ok();
-}
-
 // Copies `found` (a non-directory of a lower layer) to `leaf` in `dst_dir`.
 Result<void> copy_up(const Found& found, int dst_dir, const std::string& leaf,
                      LowerLinkStats& stats) {
@@ -216,14 +170,14 @@ Result<void> copy_up(const Found& found, int dst_dir, const std::string& leaf,
         UniqueFd in = TRY(base::open_at(found.parent.get(), found.leaf, O_RDONLY | O_NOFOLLOW));
         UniqueFd out =
             TRY(base::open_at(dst_dir, leaf, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW, 0600));
-        TRY(copy_data(in.get(), out.get(), st.st_size));
+        TRY(internal::copy_file_data(in.get(), out.get(), st.st_size));
         // Owner before mode so setuid/setgid survive; EPERM: an id this
         // namespace cannot represent, as the lower copy already did.
         (void)fchown(out.get(), st.st_uid, st.st_gid);
         if (fchmod(out.get(), st.st_mode & 07777) != 0) {
             return base::errno_error("chmod");
         }
-        copy_xattrs(in.get(), out.get());
+        internal::copy_xattrs(in.get(), out.get());
         if (futimens(out.get(), times) != 0) {
             return base::errno_error("setting times");
         }

@@ -25,10 +25,6 @@ namespace {
 using base::Result;
 using base::UniqueFd;
 
-bool is_overlay_xattr(std::string_view name) {
-    return name.starts_with("user.overlay.") || name.starts_with("trusted.overlay.");
-}
-
 bool has_opaque_xattr(int fd) {
     char value[4];
     for (const char* name : {"user.overlay.opaque", "trusted.overlay.opaque"}) {
@@ -38,25 +34,6 @@ bool has_opaque_xattr(int fd) {
         }
     }
     return false;
-}
-
-// Copies every xattr but overlay markers; losses (EPERM on security.*,
-// ENOTSUP on the target filesystem) are tolerated.
-void copy_xattrs(int src, int dst) {
-    char names[16384];
-    ssize_t n = flistxattr(src, names, sizeof(names));
-    for (ssize_t i = 0; i < n;) {
-        std::string name(names + i);
-        i += static_cast<ssize_t>(name.size()) + 1;
-        if (is_overlay_xattr(name)) {
-            continue;
-        }
-        char value[65536];
-        ssize_t len = fgetxattr(src, name.c_str(), value, sizeof(value));
-        if (len >= 0) {
-            (void)fsetxattr(dst, name.c_str(), value, static_cast<size_t>(len), 0);
-        }
-    }
 }
 
 void set_owner(int fd, const struct stat& st) {
@@ -99,41 +76,7 @@ Result<void> Flattener::copy_data(int in, int out, off_t size) {
             m_reflink_works = false;  // the filesystem cannot: do not ask again
         }
     }
-    off_t remaining = size;
-    while (remaining > 0) {
-        ssize_t n = copy_file_range(in, nullptr, out, nullptr, static_cast<size_t>(remaining), 0);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            if (errno == EXDEV || errno == ENOSYS || errno == EINVAL) {
-                break;  // fall back to read/write below
-            }
-            return base::errno_error("copying file data");
-        }
-        if (n == 0) {
-            break;
-        }
-        remaining -= n;
-        stats.copied_bytes += static_cast<uint64_t>(n);
-    }
-    if (remaining > 0) {
-        char buffer[1 << 16];
-        while (true) {
-            ssize_t n = ::read(in, buffer, sizeof(buffer));
-            if (n < 0 && errno == EINTR) {
-                continue;
-            }
-            if (n < 0) {
-                return base::errno_error("reading file data");
-            }
-            if (n == 0) {
-                break;
-            }
-            TRY(base::write_all(out, std::string_view(buffer, static_cast<size_t>(n))));
-            stats.copied_bytes += static_cast<uint64_t>(n);
-        }
-    }
+    stats.copied_bytes += TRY(internal::copy_file_data(in, out, size));
     return base::ok();
 }
 
@@ -161,7 +104,7 @@ Result<void> Flattener::copy_file(int src_dir, int dst_dir, const std::string& n
         if (fchmod(out.get(), st.st_mode & 07777) != 0) {
             return base::errno_error("chmod `{}`", rel);
         }
-        copy_xattrs(in.get(), out.get());
+        internal::copy_xattrs(in.get(), out.get());
         futimens(out.get(), times);
         stats.files++;
         if (st.st_nlink > 1) {
@@ -238,7 +181,7 @@ Result<void> Flattener::copy_dir(int src, int dst, const std::string& rel) {
         }
         TRY(copy_dir(csrc.get(), cdst.get(), crel));
         set_owner(cdst.get(), st);
-        copy_xattrs(csrc.get(), cdst.get());
+        internal::copy_xattrs(csrc.get(), cdst.get());
         if (fchmod(cdst.get(), st.st_mode & 07777) != 0) {
             return base::errno_error("chmod `{}`", crel);
         }
