@@ -134,15 +134,8 @@ Result<size_t> apply_as_fed(const oci::ContentStore& store, const OwnershipPlan&
         auto root = TRY(base::open_file(options.flatten_root, O_RDONLY | O_DIRECTORY));
         for (const auto& source : sources) {
             auto blob = TRY(source.open());
-            ApplyOptions apply;
-            apply.layer_digest = source.blob_digest;
-            apply.expected_diff_id = source.diff_id;
-            apply.whiteouts = WhiteoutMode::Flatten;
-            apply.ownership = plan.mode;
-            apply.create_devices = plan.privileged;
-            apply.limits = options.limits;
-            apply.hash_compressed = false;  // verified by the store on ingest
-            auto stats = TRY(apply_layer(root.get(), blob.get(), apply));
+            auto stats = TRY(apply_layer(root.get(), blob.get(),
+                                         flatten_apply_options(source, plan, options.limits)));
             bytes += stats.uncompressed_bytes;
             warnings.insert(warnings.end(), stats.warnings.begin(), stats.warnings.end());
         }

@@ -136,6 +136,19 @@ base::Result<void> commit_unpack_target(const UnpackTarget& target, base::TempDi
 
 }  // namespace
 
+ApplyOptions flatten_apply_options(const LayerSource& source, const OwnershipPlan& plan,
+                                   const ApplyLimits& limits) {
+    ApplyOptions apply;
+    apply.layer_digest = source.blob_digest;
+    apply.expected_diff_id = source.diff_id;
+    apply.whiteouts = WhiteoutMode::Flatten;
+    apply.ownership = plan.mode;
+    apply.create_devices = plan.privileged;
+    apply.limits = limits;
+    apply.hash_compressed = false;  // verified by the store on ingest
+    return apply;
+}
+
 base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
                                         const oci::ResolvedImage& image, const std::string& target,
                                         const UnpackOptions& options) {
@@ -160,15 +173,8 @@ base::Result<UnpackReport> unpack_image(const oci::ContentStore& store,
             std::string summary;
             for (const auto& source : sources) {
                 auto blob = TRY(source.open());
-                ApplyOptions apply;
-                apply.layer_digest = source.blob_digest;
-                apply.expected_diff_id = source.diff_id;
-                apply.whiteouts = WhiteoutMode::Flatten;
-                apply.ownership = plan.mode;
-                apply.create_devices = plan.privileged;
-                apply.limits = options.limits;
-                apply.hash_compressed = false;  // verified by the store on ingest
-                auto stats = TRY(apply_layer(root.get(), blob.get(), apply));
+                auto stats = TRY(apply_layer(root.get(), blob.get(),
+                                             flatten_apply_options(source, plan, options.limits)));
                 summary += fmt::format("{} {}\n", stats.compressed_bytes, stats.uncompressed_bytes);
                 for (const auto& w : stats.warnings) {
                     summary += "W " + w + "\n";

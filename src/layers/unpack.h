@@ -59,6 +59,12 @@ base::Result<void> run_as_container_root(const OwnershipPlan& plan,
 // rm -rf `path` as the plan's container root (for trees written under it).
 base::Result<void> remove_tree(const OwnershipPlan& plan, const std::string& path);
 
+// How one layer is applied into a flattened tree under `plan`: whiteouts
+// delete, owners per the plan, devices only when privileged. The compressed
+// digest is not re-hashed: the store verified it on ingest.
+ApplyOptions flatten_apply_options(const LayerSource& source, const OwnershipPlan& plan,
+                                   const ApplyLimits& limits);
+
 // The layer blobs and DiffIDs of a resolved image, with openers on `store`.
 base::Result<std::vector<LayerSource>> layer_sources(const oci::ContentStore& store,
                                                      const oci::ResolvedImage& image);
