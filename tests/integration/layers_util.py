@@ -6,10 +6,13 @@ import pathlib
 import pwd
 import shutil
 import stat
+import socket
 import subprocess
 import tempfile
+import threading
 
 import oci_build as ob
+from ns_util import as_user_argv, user_env
 
 REF = "docker.io/library/layers-test:1"
 
@@ -156,3 +159,152 @@ def run_as(user: str, argv, env):
 def remove_as_root(path: pathlib.Path):
     subprocess.run(["chmod", "-R", "u+rwx", str(path)], capture_output=True)
     shutil.rmtree(path, ignore_errors=True)
+
+
+SHELL_CONFIG = {"Entrypoint": ["/bin/sh", "-c"], "Cmd": ["true"], "Env": ["PATH=/bin"]}
+
+
+class Home:
+    """A LOCALD_HOME and a copy of the binary usable by `user` (None: root)."""
+
+    def __init__(self, locald_bin, user):
+        self.dir = pathlib.Path(tempfile.mkdtemp(prefix="locald-prune-test-"))
+        os.chmod(self.dir, 0o755)
+        self.user = user
+        self.bin = self.dir / "locald"
+        shutil.copy2(locald_bin, self.bin)
+        launch = pathlib.Path(locald_bin).parent / "locald-launch"
+        if launch.exists():
+            shutil.copy2(launch, self.dir / "locald-launch")
+        self.home = self.dir / "home"
+        self.home.mkdir(mode=0o700)
+        if user:
+            subprocess.run(["chown", "-R", f"{user}:{user}", str(self.home)], check=True)
+
+    def argv(self, args):
+        argv = [str(self.bin), *map(str, args)]
+        return as_user_argv(self.user, argv) if self.user else argv
+
+    def env(self):
+        if self.user:
+            return user_env(self.user, self.home)
+        env = dict(os.environ)
+        env["LOCALD_HOME"] = str(self.home)
+        return env
+
+    def run(self, *args, timeout=120):
+        return subprocess.run(self.argv(args), env=self.env(), cwd="/tmp", capture_output=True,
+                              text=True, timeout=timeout)
+
+    def popen(self, *args):
+        return subprocess.Popen(self.argv(args), env=self.env(), cwd="/tmp",
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    @property
+    def snapshots(self) -> pathlib.Path:
+        return self.home / "data" / "snapshots"
+
+    def snapshot_ids(self) -> set:
+        if not self.snapshots.exists():
+            return set()
+        return {"sha256:" + p.name for p in self.snapshots.iterdir() if not p.name.startswith(".")}
+
+    def leftovers(self) -> set:
+        if not self.snapshots.exists():
+            return set()
+        return {p.name for p in self.snapshots.iterdir()
+                if p.name.startswith(".tmp-") or p.name.startswith(".rm-")}
+
+    def leases(self) -> list:
+        leases = self.snapshots / ".leases"
+        return sorted(leases.iterdir()) if leases.exists() else []
+
+    def cleanup(self):
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def chain_ids(diff_ids):
+    out = []
+    for d in diff_ids:
+        out.append(d if not out else ob.sha256(f"{out[-1]} {d}".encode()))
+    return out
+
+
+def base_layer(extra=None):
+    files = ob.busybox_files(applets=ob.busybox_files.__defaults__[0] + ("stat",))
+    files["etc/passwd"] = "root:x:0:0:root:/root:/bin/sh\n"
+    files["srv"] = ob.Dir(uid=100, gid=100)
+    # Files of a subordinate owner, in a directory only it may write: the
+    # rootless removal must go through the namespace.
+    files["srv/private"] = ob.Dir(mode=0o500, uid=100, gid=100)
+    files["srv/private/data"] = ob.File(b"secret", mode=0o400, uid=100, gid=100)
+    files.update(extra or {})
+    return ob.Layer(files)
+
+
+class GatedProxy:
+    """A TCP proxy in front of a registry whose responses wait at a gate until
+    release() (fault injection: a slow network). With `held_digest`, only a
+    connection that asks for that blob waits; without, every response waits
+    once past its first `free_bytes` (so manifests and configs get through).
+    `holding` is set when something first waits at the gate."""
+
+    def __init__(self, upstream_port, held_digest=None, free_bytes=65536):
+        self.upstream_port = upstream_port
+        self.held = held_digest.split(":")[1] if held_digest else None
+        self.free_bytes = free_bytes
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(32)
+        self.port = self.sock.getsockname()[1]
+        self.gate = threading.Event()
+        self.holding = threading.Event()
+        self.closed = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def release(self):
+        self.gate.set()
+
+    def close(self):
+        self.closed = True
+        self.gate.set()
+        self.sock.close()
+
+    def _accept(self):
+        while not self.closed:
+            try:
+                client, _ = self.sock.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
+            state = {"hold": False}
+            threading.Thread(target=self._pipe, args=(client, upstream, state, True),
+                             daemon=True).start()
+            threading.Thread(target=self._pipe, args=(upstream, client, state, False),
+                             daemon=True).start()
+
+    def _pipe(self, src, dst, state, request_side):
+        sent = 0
+        try:
+            while True:
+                data = src.recv(16384)
+                if not data:
+                    break
+                if request_side:
+                    if self.held and f"/blobs/sha256:{self.held}".encode() in data:
+                        state["hold"] = True
+                else:
+                    sent += len(data)
+                    if state["hold"] or (self.held is None and sent > self.free_bytes):
+                        self.holding.set()
+                        self.gate.wait()
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()

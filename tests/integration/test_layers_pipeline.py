@@ -10,77 +10,14 @@ import glob
 import os
 import pathlib
 import shutil
-import socket
 import tempfile
-import threading
 import time
 
 import pytest
 
 import oci_build as ob
 from registry_util import Registry
-from test_layers_prune import SHELL_CONFIG, Home, base_layer, chain_ids
-
-
-class HoldingProxy:
-    """Forwards to the registry; a connection that asks for `held_digest`
-    gets no response bytes until release()."""
-
-    def __init__(self, upstream_port, held_digest):
-        self.upstream_port = upstream_port
-        self.held = held_digest.split(":")[1]
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(32)
-        self.port = self.sock.getsockname()[1]
-        self.gate = threading.Event()
-        self.requested = threading.Event()
-        self.closed = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def release(self):
-        self.gate.set()
-
-    def close(self):
-        self.closed = True
-        self.gate.set()
-        self.sock.close()
-
-    def _accept(self):
-        while not self.closed:
-            try:
-                client, _ = self.sock.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            state = {"hold": False}
-            threading.Thread(target=self._pipe, args=(client, upstream, state, True),
-                             daemon=True).start()
-            threading.Thread(target=self._pipe, args=(upstream, client, state, False),
-                             daemon=True).start()
-
-    def _pipe(self, src, dst, state, request_side):
-        try:
-            while True:
-                data = src.recv(65536)
-                if not data:
-                    break
-                if request_side:
-                    if f"/blobs/sha256:{self.held}".encode() in data:
-                        state["hold"] = True
-                        self.requested.set()
-                elif state["hold"]:
-                    self.gate.wait()
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for s in (src, dst):
-                try:
-                    s.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
-                s.close()
+from layers_util import SHELL_CONFIG, GatedProxy, Home, base_layer, chain_ids
 
 
 @pytest.fixture(params=["root", "rootless"])
@@ -135,13 +72,13 @@ def test_image_unpack_applies_layers_while_later_ones_download(home, registry):
     base, top = two_layers()
     image = ob.make_image([base, top], config=SHELL_CONFIG)
     registry.push_image("team/app", "v1", image)
-    proxy = HoldingProxy(registry.port, top.blob("oci").digest)
+    proxy = GatedProxy(registry.port, held_digest=top.blob("oci").digest)
     out = user_dir(home, "out")
     target = out / "rootfs"
     proc = home.popen("image", "unpack", f"127.0.0.1:{proxy.port}/team/app:v1", target)
     try:
         partial = lambda: glob.glob(str(out / ".rootfs.unpack-*" / "srv" / "first"))  # noqa: E731
-        wait_for(lambda: proxy.requested.is_set() and partial(), "the bottom layer applied", proc)
+        wait_for(lambda: proxy.holding.is_set() and partial(), "the bottom layer applied", proc)
         # The top layer is still held back: the bottom one was applied first.
         assert not glob.glob(str(out / ".rootfs.unpack-*" / "srv" / "second"))
         assert not target.exists()
@@ -170,7 +107,7 @@ def test_container_prepare_applies_layers_while_later_ones_download(home, regist
     base, top = two_layers()
     image = ob.make_image([base, top], config=SHELL_CONFIG)
     registry.push_image("team/app", "v1", image)
-    proxy = HoldingProxy(registry.port, top.blob("oci").digest)
+    proxy = GatedProxy(registry.port, held_digest=top.blob("oci").digest)
     services = home.home / "data" / "services"
     services.mkdir(parents=True, mode=0o700)
     if home.user:
@@ -180,7 +117,7 @@ def test_container_prepare_applies_layers_while_later_ones_download(home, regist
     proc = home.popen("__prepare-image", "--ref", ref, "--dir", services / "svc")
     try:
         applying = lambda: glob.glob(str(home.snapshots / ".tmp-*" / "fs" / "srv" / "first"))  # noqa: E731
-        wait_for(lambda: proxy.requested.is_set() and applying(), "the bottom layer applied",
+        wait_for(lambda: proxy.holding.is_set() and applying(), "the bottom layer applied",
                  proc)
         assert home.snapshot_ids() == set(), "snapshots are committed only whole, bottom-up"
         proxy.release()

@@ -210,7 +210,7 @@ def test_loaded_docker_archive_pushes_and_pulls_back(run_locald, locald_home, tm
 def test_rootless_container_runs_a_loaded_docker_archive(locald_bin, test_user, tmp_path):
     """The whole way as the unprivileged user: load a legacy docker save,
     then `container run` it (snapshots from the uncompressed layers)."""
-    from test_layers_prune import SHELL_CONFIG, Home
+    from layers_util import SHELL_CONFIG, Home
 
     home = Home(locald_bin, test_user)
     try:
