@@ -122,6 +122,17 @@ TEST(ImageServiceSpec, WorkdirUserHostnameAndDirs) {
     EXPECT_EQ(spec.user, "1000:1000");
 }
 
+TEST(ImageServiceSpec, HeldUserNamespaceGoesIntoTheSpec) {
+    Fixture f;
+    EXPECT_EQ(f.spec().user_namespace, "");  // none: the launcher maps its own
+    f.inputs.user_namespace = "/proc/42/fd/15";
+    auto spec = f.spec();
+    EXPECT_EQ(spec.user_namespace, "/proc/42/fd/15");
+    auto json = ns::to_json(spec);
+    ASSERT_NE(json.find("user_namespace"), nullptr);
+    EXPECT_EQ(json.find("user_namespace")->as_string(), "/proc/42/fd/15");
+}
+
 TEST(ImageServiceSpec, VolumesNamedAndBind) {
     Fixture f;
     config::VolumeSpec named;
