@@ -111,17 +111,27 @@ int run_attach(std::span<const std::string> args) {
             service = attached->find("service")->as_string();
         }
     }
-    std::fprintf(stderr, "locald: attached to %s; detach with Ctrl-]\r\n", service.c_str());
-
+    // SIGWINCH stays blocked except inside ppoll, which unblocks it
+    // atomically: a resize landing between the g_winch check and the wait
+    // would otherwise sleep until the next byte of output.
     struct sigaction action {};
     action.sa_handler = on_winch;
     sigemptyset(&action.sa_mask);
     ::sigaction(SIGWINCH, &action, nullptr);
+    sigset_t winch_only;
+    sigset_t wait_mask;
+    sigemptyset(&winch_only);
+    sigaddset(&winch_only, SIGWINCH);
+    ::sigprocmask(SIG_BLOCK, &winch_only, &wait_mask);
+    sigdelset(&wait_mask, SIGWINCH);
 
     int exit_code = kExitOk;
     std::string reason;
     {
         RawMode raw;
+        // Announced once resizes and keystrokes are handled, so what follows
+        // the line reaches the service.
+        std::fprintf(stderr, "locald: attached to %s; detach with Ctrl-]\r\n", service.c_str());
         bool stdin_open = true;
         for (;;) {
             if (g_winch) {
@@ -172,7 +182,7 @@ int run_attach(std::span<const std::string> args) {
                 break;
             }
             pollfd fds[2] = {{client->fd(), POLLIN, 0}, {0, POLLIN, 0}};
-            int n = ::poll(fds, stdin_open ? 2 : 1, -1);
+            int n = ::ppoll(fds, stdin_open ? 2 : 1, nullptr, &wait_mask);
             if (n < 0) {
                 if (errno == EINTR) {
                     continue;
