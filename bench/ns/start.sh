@@ -47,22 +47,31 @@ spec["process"]["terminal"] = False
 json.dump(spec, open(path, "w"), indent=2)
 PY
 as_user mkdir -p "$out/home" "$out/xdg"
-# A user namespace held by a process with the same mapping (util-linux
-# unshare → newuidmap/newgidmap once): the `locald-userns` variant joins it
-# (spec user_namespace) instead of running the two setuid helpers per start.
-read -r _ sub_uid sub_uid_count < <(grep "^$user:" /etc/subuid | tr ':' ' ')
-read -r _ sub_gid sub_gid_count < <(grep "^$user:" /etc/subgid | tr ':' ' ')
-as_user unshare --user --map-root-user --map-users="$sub_uid,1,$sub_uid_count" \
-  --map-groups="$sub_gid,1,$sub_gid_count" sleep 3600 </dev/null >/dev/null 2>&1 &
+# The user namespace the daemon holds for its image services, made the same
+# way: `locald-launch --hold-userns` (newuidmap/newgidmap once), its namespace
+# opened by its parent, which passes `/proc/<parent>/fd/<N>` — the path shape
+# the daemon puts in every image service's spec. The `locald-userns` variant
+# joins it instead of running the two setuid helpers per start.
+as_user python3 -c '
+import os, subprocess, sys, time
+holder = subprocess.Popen([sys.argv[1], "--hold-userns"], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE)
+line = holder.stdout.readline()
+if line != b"ready\n":
+    sys.exit(f"holder: {line!r}")
+fd = os.open(f"/proc/{holder.pid}/ns/user", os.O_RDONLY)
+print(f"/proc/{os.getpid()}/fd/{fd}", flush=True)
+time.sleep(3600)
+' "$out/locald-launch" >"$out/holder-path" 2>&1 </dev/null &
 holder=$!
-for _ in $(seq 100); do
-  holder_pid=$(pgrep -P "$holder" sleep || true)
-  [[ -n $holder_pid && $(wc -l <"/proc/$holder_pid/uid_map") -ge 2 ]] && break
+trap 'kill "$holder" 2>/dev/null' EXIT
+for _ in $(seq 200); do
+  [[ -s $out/holder-path ]] && break
   sleep 0.05
 done
-holder_pid=$(pgrep -P "$holder" sleep || echo "$holder")
-trap 'kill "$holder_pid" "$holder" 2>/dev/null' EXIT
-python3 - "$out/spec.json" "$out/spec-userns.json" "/proc/$holder_pid/ns/user" <<'PY'
+ns_path=$(cat "$out/holder-path")
+[[ $ns_path == /proc/*/fd/* ]] || { echo "holder failed: $ns_path" >&2; exit 1; }
+python3 - "$out/spec.json" "$out/spec-userns.json" "$ns_path" <<'PY'
 import json, sys
 spec = json.load(open(sys.argv[1]))
 spec["user_namespace"] = sys.argv[3]
