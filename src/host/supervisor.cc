@@ -557,6 +557,15 @@ void Supervisor::on_notify_readable() {
                 auto pids = m_tree->refresh();
                 member = std::find(pids.begin(), pids.end(), cred->pid) != pids.end();
             }
+            // A sender that exited before we read its datagram (`systemd-notify
+            // --ready` does exactly that) can no longer be placed in the tree.
+            // The socket's name was given only to this service, so a datagram
+            // from our own uid whose sender is gone is the service's; other
+            // uids (abstract sockets are reachable by anyone) stay refused.
+            if (!member && cred->uid == ::geteuid() && ::kill(cred->pid, 0) != 0 &&
+                errno == ESRCH) {
+                member = true;
+            }
         }
         if (!member) {
             m_logs->write_system(

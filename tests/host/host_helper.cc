@@ -12,6 +12,7 @@
 //   tty                    print facts about the terminal and session, exit
 //   echo                   echo stdin lines as "got: <line>" until EOF
 //   notify                 send READY=1 to $NOTIFY_SOCKET, print "notified", sleep
+//   notify-exit            send READY=1 to $NOTIFY_SOCKET and exit at once
 //   http PORT              serve "HTTP/1.0 200" on 127.0.0.1:PORT forever
 //   listen-after MS PORT   sleep MS, then accept TCP on PORT forever
 #include <arpa/inet.h>
@@ -180,7 +181,7 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
-    if (mode == "notify") {
+    if (mode == "notify" || mode == "notify-exit") {
         const char* path = std::getenv("NOTIFY_SOCKET");
         if (!path) {
             return 5;
@@ -198,6 +199,9 @@ int main(int argc, char** argv) {
                      static_cast<socklen_t>(offsetof(sockaddr_un, sun_path) + len)) < 0) {
             std::perror("sendto");
             return 6;
+        }
+        if (mode == "notify-exit") {
+            return 0;
         }
         std::printf("notified\n");
         std::fflush(stdout);

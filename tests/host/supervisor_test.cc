@@ -7,6 +7,7 @@
 #include <sys/un.h>
 
 #include <fstream>
+#include <thread>
 
 #include "base/event_loop.h"
 #include "host/ports.h"
@@ -347,6 +348,25 @@ TEST_F(SupervisorTest, NotifyReadyFromTheServiceCounts) {
     s->start();
     ASSERT_TRUE(wait_state(*s, ServiceState::Ready));
     EXPECT_NE(all_logs(*s).find("sys notify: warming up"), std::string::npos) << all_logs(*s);
+}
+
+TEST_F(SupervisorTest, NotifyFromASenderThatAlreadyExitedCounts) {
+    // Like `systemd-notify --ready` in a start script: the sender is gone
+    // before the daemon reads its datagram. The loop is not run until then.
+    std::string marker = m_dir + "/sent";
+    auto o = options({"/bin/sh", "-c", "\"$0\" notify-exit && : > \"$1\" && exec sleep 100",
+                      helper_path(), marker});
+    ProbeSpec probe;
+    probe.kind = ProbeKind::Notify;
+    probe.start_period = 30s;
+    o.probe = probe;
+    auto s = make(o);
+    s->start();
+    for (int i = 0; i < 3000 && ::access(marker.c_str(), F_OK) != 0; ++i) {
+        std::this_thread::sleep_for(10ms);
+    }
+    ASSERT_EQ(::access(marker.c_str(), F_OK), 0) << all_logs(*s);
+    ASSERT_TRUE(wait_state(*s, ServiceState::Ready)) << all_logs(*s);
 }
 
 TEST_F(SupervisorTest, NotifyFromAStrangerIsIgnored) {
