@@ -268,3 +268,27 @@ def test_holder_ends_when_its_pipe_closes(scratch):  # noqa: F811
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def test_holder_can_be_turned_off(scratch):  # noqa: F811
+    """LOCALD_USERNS_HOLDER=0 in the daemon's environment: no holder, each
+    container maps its own namespace with the same mapping."""
+    import json
+    import pwd
+    import subprocess
+    from ns_util import as_user_argv, user_env
+    load_image(scratch)
+    user = pwd.getpwnam(scratch.user)
+    expected_uid = subid_map(scratch.user, "/etc/subuid", user.pw_uid)
+    project = Project(scratch, TOML.format(ref=REF, probe_a="N=a; " + PROBE,
+                                           probe_b="N=b; " + PROBE))
+    env = dict(user_env(scratch.user, scratch.home), LOCALD_USERNS_HOLDER="0")
+    r = subprocess.run(as_user_argv(scratch.user, [str(scratch.bin), "up"]), env=env,
+                       cwd=str(project.dir), capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+    a, b = wait_probe(project, "a"), wait_probe(project, "b")
+    assert holders(scratch) == []
+    assert ns_of(a["ns"]) != ns_of(b["ns"])
+    assert parse_map(a["uid"]) == parse_map(b["uid"]) == expected_uid
+    spec = next(scratch.home.rglob("services/holder/a/spec.json"))
+    assert "user_namespace" not in json.loads(spec.read_text())
