@@ -22,6 +22,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/container_run.h"
 #include "image/prepare.h"
 #include "ns/doctor.h"
 #include "ns/launcher.h"
@@ -257,19 +258,11 @@ int run_container_run(std::span<const std::string> args) {
         if (positional.empty()) {
             return report_usage("container", base::invalid_argument("missing IMAGE (or --rootfs)"));
         }
-        // Pull progress as `docker run` shows it: one line per layer.
-        oci::LineProgress progress(stderr);
-        image::PrepareOptions prepare;
-        prepare.reference = positional[0];
-        prepare.progress = &progress;
-        auto ready = image::prepare_image_rootfs(prepare);
+        auto ready = prepare_run_rootfs(positional[0]);
         if (!ready) {
             return report_error(ready.error());
         }
         prepared = std::move(*ready);
-        for (const auto& warning : prepared->warnings) {
-            std::fprintf(stderr, "locald: warning: %s\n", warning.c_str());
-        }
         defaults = prepared->defaults;
         spec.rootfs = prepared->rootfs;
         cmd.assign(positional.begin() + 1, positional.end());
@@ -363,8 +356,26 @@ int run_container_run(std::span<const std::string> args) {
         spec.resources.pids = *value;
     }
 
+    return run_container_foreground(spec, parsed->has("interactive"));
+}
+
+base::Result<std::unique_ptr<image::PreparedRootfs>> prepare_run_rootfs(
+    const std::string& reference) {
+    // Pull progress as `docker run` shows it: one line per layer.
+    oci::LineProgress progress(stderr);
+    image::PrepareOptions prepare;
+    prepare.reference = reference;
+    prepare.progress = &progress;
+    auto prepared = TRY(image::prepare_image_rootfs(prepare));
+    for (const auto& warning : prepared->warnings) {
+        std::fprintf(stderr, "locald: warning: %s\n", warning.c_str());
+    }
+    return prepared;
+}
+
+int run_container_foreground(const ns::ContainerSpec& spec, bool interactive) {
     // Without -i the container's stdin is /dev/null, as Docker's.
-    if (!parsed->has("interactive")) {
+    if (!interactive) {
         int null_fd = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
         if (null_fd >= 0) {
             ::dup2(null_fd, STDIN_FILENO);

@@ -8,9 +8,14 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/container_run.h"
 #include "cli/ipc_client.h"
 #include "config/render.h"
 #include "config/spec.h"
+#include "daemon/image_service.h"
+#include "oci/image.h"
+#include "oci/reference.h"
+#include "oci/store.h"
 
 namespace locald::cli {
 
@@ -26,15 +31,20 @@ const char kEnvHelp[] =
     "LOCALD_PORT_<NAME>, and NOTIFY_SOCKET. Otherwise assigned ports are not known\n"
     "here (pinned ports are) and this shell's environment is the base.\n"
     "\n"
+    "For an `image =` service it is the environment of the container's process:\n"
+    "the image's Env, overridden by the service's (.env … env; not this shell's),\n"
+    "overridden by what locald injects. The image must be in the local store (env\n"
+    "never pulls; `locald pull IMAGE` or `locald up` does); when it is not, env\n"
+    "fails, and with --explain still prints the other layers.\n"
+    "\n"
     "options:\n"
-    "  --explain   add where each value came from: FILE:LINE[:COL], `environment`\n"
-    "              or `injected by locald`\n";
-
-namespace {
+    "  --explain   add where each value came from: FILE:LINE[:COL], `environment`,\n"
+    "              `injected by locald` or `image config (IMAGE)`\n";
 
 // When the daemon runs this project, the environment it really gives the
 // service (captured shell env, assigned PORT and LOCALD_PORT_*, NOTIFY_SOCKET)
 // is the truth; nothing when no daemon runs or it does not know the project.
+// (Also `locald run` for image services: cli/container_run.h.)
 std::optional<std::vector<config::EnvEntry>> daemon_env(const std::string& project,
                                                         const std::string& service) {
     auto client = connect_daemon(false);
@@ -85,6 +95,63 @@ std::optional<std::vector<config::EnvEntry>> daemon_env(const std::string& proje
     return entries;
 }
 
+namespace {
+
+// The image's config Env, from the local store only: `env` never pulls.
+base::Result<std::vector<std::string>> stored_image_env(const std::string& reference) {
+    auto ref = TRY(oci::Reference::parse(reference));
+    auto store = TRY(oci::ContentStore::open_default().context("opening the local image store"));
+    auto image = oci::resolve_image(store, ref);
+    if (!image) {
+        if (image.error().kind() == base::ErrorKind::NotFound) {
+            return base::not_found(
+                "the image `{}` is not in the local store, so its environment is unknown "
+                "(`locald env` never pulls; `locald pull {}` or `locald up` fetches it)",
+                reference, reference);
+        }
+        return image.release_error().context(fmt::format("reading the image `{}`", reference));
+    }
+    return image->config.config.env;
+}
+
+// An image service: what the container's process gets (daemon::container_env,
+// the rule container_spec applies).
+int print_image_env(const config::ServiceSpec& service, const std::vector<config::EnvEntry>& env,
+                    bool explain) {
+    std::string notify_socket;
+    for (const auto& entry : env) {
+        if (entry.key == "NOTIFY_SOCKET" && entry.origin == config::EnvOrigin::Injected) {
+            notify_socket = entry.value;
+        }
+    }
+    auto image_env =
+        stored_image_env(service.image)
+            .context(fmt::format("{}: service `{}`", service.location.to_string(), service.name));
+    if (!image_env && !explain) {
+        return report_error(image_env.error());
+    }
+    auto vars = daemon::container_env(
+        service, image_env ? image_env.value() : std::vector<std::string>{}, env, notify_socket);
+    std::string out;
+    for (const auto& var : vars) {
+        out += fmt::format("{}={}", var.key, var.value);
+        if (explain) {
+            out +=
+                fmt::format("  # {}", var.source ? config::describe_origin(*var.source)
+                                                 : fmt::format("image config ({})", service.image));
+        }
+        out += '\n';
+    }
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+    if (!image_env) {
+        // --explain: the other layers are shown; the status still says the
+        // environment is incomplete.
+        return report_error(image_env.error());
+    }
+    return kExitOk;
+}
+
 }  // namespace
 
 int run_env(std::span<const std::string> args) {
@@ -125,6 +192,9 @@ int run_env(std::span<const std::string> args) {
     auto env = config::service_env(project.value(), *service, environment, injected);
     if (auto running = daemon_env(project->name, service->name)) {
         env = std::move(*running);
+    }
+    if (service->kind == config::ServiceKind::Image) {
+        return print_image_env(*service, env, parsed->has("explain"));
     }
     std::string out = config::render_env(env, parsed->has("explain"));
     std::fwrite(out.data(), 1, out.size(), stdout);

@@ -1,4 +1,8 @@
 // `locald run SERVICE -- CMD…`: a one-off command in a service's environment.
+// Host services: CMD runs here, in the service's env and workdir. `image =`
+// services: CMD runs in a fresh one-off container of the service's image with
+// the service's spec (daemon::container_spec), through `container run`'s path
+// (cli/container_run.h), as `docker compose run --rm` does.
 #include <unistd.h>
 
 #include <cerrno>
@@ -6,10 +10,14 @@
 #include <cstdlib>
 #include <cstring>
 
+#include "base/paths.h"
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cli/container_run.h"
 #include "cli/ipc_client.h"
+#include "config/spec.h"
+#include "daemon/image_service.h"
 
 namespace locald::cli {
 
@@ -22,7 +30,87 @@ const char kRunHelp[] =
     "e.g. `locald run web -- npm run migrate`. NOTIFY_SOCKET is not passed (a\n"
     "one-off command must not signal readiness for the service). Without CMD, runs\n"
     "the service's own command once. The exit status is CMD's. The project must\n"
-    "be known to the daemon (`locald up` once).\n";
+    "be known to the daemon (`locald up` once).\n"
+    "\n"
+    "For an `image =` service of the project in the current directory, CMD runs in\n"
+    "a new container of the service's image (pulled when missing, progress on\n"
+    "stderr) with the service's env (image < service < injected), workdir, user,\n"
+    "volumes and network, like `docker compose run --rm`: CMD replaces the\n"
+    "service's command (the entrypoint stays), stdin stays attached, a terminal is\n"
+    "given when stdin and stdout are terminals, the exit status is the\n"
+    "container's (128+N when killed by signal N) and its writable layer is removed\n"
+    "afterwards. PORT is the daemon's when it runs the project.\n";
+
+namespace {
+
+// The image service `name` (SERVICE or PROJECT:SERVICE) of the project in the
+// current directory; nullopt when there is none (not a project dir, another
+// project, a host service): the daemon then resolves the name.
+std::optional<std::pair<config::ProjectSpec, std::string>> local_image_service(
+    const std::string& name, const config::Environment& environment) {
+    auto project = config::load_project(".", environment);
+    if (!project) {
+        return std::nullopt;
+    }
+    std::string service = name;
+    if (size_t colon = name.find(':'); colon != std::string::npos) {
+        if (name.substr(0, colon) != project->name) {
+            return std::nullopt;
+        }
+        service = name.substr(colon + 1);
+    }
+    const config::ServiceSpec* spec = project->find_service(service);
+    if (spec == nullptr || spec->kind != config::ServiceKind::Image) {
+        return std::nullopt;
+    }
+    return std::make_pair(std::move(*project), service);
+}
+
+int run_in_image(const config::ProjectSpec& project, const std::string& name,
+                 const config::Environment& environment, std::vector<std::string> command) {
+    config::ServiceSpec service = *project.find_service(name);
+    auto paths = base::Paths::from_env();
+    if (!paths) {
+        return report_error(paths.error());
+    }
+    // The daemon's env when it runs the project (the assigned PORT and
+    // LOCALD_PORT_*), else the config's (pinned ports only).
+    std::vector<config::EnvEntry> env;
+    if (auto running = daemon_env(project.name, service.name)) {
+        env = std::move(*running);
+    } else {
+        auto injected = config::injected_env(project, service, {}, "");
+        env = config::service_env(project, service, environment, injected);
+    }
+    if (!command.empty()) {
+        // Compose: CMD replaces the service's command; the entrypoint stays.
+        service.command.form = config::CommandLine::Form::Exec;
+        service.command.argv = std::move(command);
+    }
+    auto prepared = prepare_run_rootfs(service.image);
+    if (!prepared) {
+        return report_error(prepared.error().context(
+            fmt::format("{}: service `{}`", service.location.to_string(), service.name)));
+    }
+    daemon::ContainerInputs inputs;
+    inputs.project = &project;
+    inputs.service = &service;
+    inputs.prepared = image::describe(**prepared);
+    inputs.env = std::move(env);
+    // No NOTIFY_SOCKET: a one-off must not signal readiness for the service;
+    // state "" gives the launcher a private scratch dir of its own.
+    inputs.data_dir = paths->data;
+    inputs.run_dir = paths->run;
+    auto spec = daemon::container_spec(inputs);
+    if (!spec) {
+        return report_error(spec.error());
+    }
+    spec->tty = ::isatty(STDIN_FILENO) == 1 && ::isatty(STDOUT_FILENO) == 1;
+    // The writable layer goes when `prepared` is dropped, after the run.
+    return run_container_foreground(*spec, /*interactive=*/true);
+}
+
+}  // namespace
 
 int run_run(std::span<const std::string> args) {
     auto parsed = parse_args(args, {}, true);
@@ -41,6 +129,11 @@ int run_run(std::span<const std::string> args) {
         } else {
             command.assign(positional.begin() + 1, positional.end());
         }
+    }
+    config::Environment environment = config::current_environment();
+    if (auto image_service = local_image_service(service, environment)) {
+        return run_in_image(image_service->first, image_service->second, environment,
+                            std::move(command));
     }
     auto client = connect_daemon();
     if (!client) {
