@@ -144,6 +144,27 @@ int run_run(std::span<const std::string> args) {
     if (!answer) {
         return report_error(answer.error());
     }
+    // An image service the daemon resolved from elsewhere (PROJECT:SERVICE of
+    // a project in another directory): its container spec needs the project's
+    // config, read here from the current directory only. Never run it on the host.
+    const base::Json* resolved = answer->find("service");
+    if (resolved != nullptr && resolved->is_string()) {
+        auto views =
+            client->call("status", base::Json::object({{"names", base::Json::array({*resolved})},
+                                                       {"cwd", current_dir()}}));
+        const base::Json* list = views ? views->find("services") : nullptr;
+        if (list != nullptr && list->is_array()) {
+            for (const auto& view : list->as_array()) {
+                const base::Json* kind = view.find("kind");
+                if (kind != nullptr && kind->is_string() && kind->as_string() == "image") {
+                    return report_error(base::failed_precondition(
+                        "`{}` is an image service: run `locald run` for it in its project's "
+                        "directory (it runs in a one-off container of the service's image)",
+                        resolved->as_string()));
+                }
+            }
+        }
+    }
     if (command.empty()) {
         if (const auto* argv = answer->find("argv"); argv && argv->is_array()) {
             for (const auto& arg : argv->as_array()) {

@@ -206,5 +206,14 @@ def test_run_uses_the_daemons_port_when_it_runs_the_project(scratch):
     assert explained["PORT"] == f"PORT={port}  # injected by locald"
     assert explained["NOTIFY_SOCKET"].endswith("# injected by locald")
     assert explained["FROM_IMAGE"] == f"FROM_IMAGE=image  # image config ({REF})"
+    # From another directory the daemon resolves `envrun:web`, but the
+    # container spec needs the project's config: a clear error, never a run
+    # of CMD on the host.
+    marker = scratch.out / "ran-on-host"  # writable by the test user
+    r = run_as(scratch.user, [str(scratch.bin), "run", "envrun:web", "--", "touch", str(marker)],
+               scratch.home, cwd="/tmp")
+    assert r.returncode != 0
+    assert "`envrun:web` is an image service" in r.stderr, r.stderr
+    assert not marker.exists()
     r = project.run("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
