@@ -6,8 +6,10 @@
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "base/atomic_file.h"
@@ -357,6 +359,60 @@ base::Result<std::unique_ptr<InternalCommand>> InternalCommand::start(base::Even
     return command;
 }
 
+namespace {
+
+// Reaps the members of process group `pgid` that were re-parented to this
+// process (the daemon is a child subreaper): a cancelled child's helpers (the
+// unpacker's user-namespace child, newuidmap…) die with the SIGKILL to the
+// group but nobody else waits for them. Only processes whose parent is us
+// and whose group is `pgid` are waited for, so no supervised service (each
+// has its own session and group) can lose its exit status to this.
+void reap_group_orphans(pid_t pgid) {
+    const pid_t self = ::getpid();
+    for (int pass = 0; pass < 3; ++pass) {
+        DIR* proc = ::opendir("/proc");
+        if (proc == nullptr) {
+            return;
+        }
+        std::vector<pid_t> ours;
+        while (struct dirent* entry = ::readdir(proc)) {
+            char* end = nullptr;
+            long pid = std::strtol(entry->d_name, &end, 10);
+            if (pid <= 0 || *end != '\0') {
+                continue;
+            }
+            auto stat = base::read_file(fmt::format("/proc/{}/stat", pid), 4096);
+            if (!stat) {
+                continue;
+            }
+            // "pid (comm) state ppid pgrp …": comm may hold anything, so
+            // parse from its last ')'.
+            size_t close = stat->rfind(')');
+            char state = 0;
+            int ppid = 0;
+            int pgrp = 0;
+            if (close == std::string::npos ||
+                std::sscanf(stat->c_str() + close + 1, " %c %d %d", &state, &ppid, &pgrp) != 3) {
+                continue;
+            }
+            if (ppid == self && pgrp == pgid) {
+                ours.push_back(static_cast<pid_t>(pid));
+            }
+        }
+        ::closedir(proc);
+        if (ours.empty()) {
+            return;
+        }
+        for (pid_t pid : ours) {
+            ::kill(pid, SIGKILL);  // already sent to the group; cheap insurance
+            while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+            }
+        }
+    }
+}
+
+}  // namespace
+
 InternalCommand::~InternalCommand() {
     *m_alive = false;
     if (m_fd_watch != 0) {
@@ -366,9 +422,11 @@ InternalCommand::~InternalCommand() {
         m_loop.remove(m_exit_watch);
     }
     if (m_child.valid()) {
-        ::kill(-m_child.pid(), SIGKILL);  // the group: its user-namespace helpers too
+        const pid_t group = m_child.pid();
+        ::kill(-group, SIGKILL);  // the group: its user-namespace helpers too
         (void)m_child.kill(SIGKILL);
         (void)m_child.wait();
+        reap_group_orphans(group);
     }
 }
 

@@ -414,3 +414,75 @@ def test_notify_readiness_from_inside_the_container(scratch):
     r = project.run("up", timeout=60)
     assert r.returncode != 0
     assert "notify" in r.stderr and "none" in r.stderr, r.stdout + r.stderr
+
+
+def daemon_children(scratch):
+    """(pid, state, argv) of every child of this test's daemon."""
+    daemon = None
+    for pid, argv in all_processes():
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe")
+        except OSError:
+            continue
+        if argv[1:2] == ["daemon"] and exe == str(scratch.bin):
+            daemon = pid
+    if daemon is None:
+        return None, []
+    children = []
+    for pid, argv in all_processes():
+        try:
+            stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        if int(fields[1]) == daemon:
+            children.append((pid, fields[0], argv))
+    return daemon, children
+
+
+def all_processes():
+    for entry in pathlib.Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            yield int(entry.name), [a.decode(errors="replace") for a in argv if a]
+
+
+def test_down_while_preparing_leaves_no_helper_behind(scratch, tmp_path):
+    """`down` during the pull cancels the preparation child with SIGKILL to its
+    process group; its helpers (the unpacker forked before the pull) are
+    re-parented to the daemon, a child subreaper, which must reap them."""
+    import registry_util as ru
+    from layers_util import GatedProxy
+    from ns_util import popen_as
+    with ru.Registry(tmp_path / "registry") as registry:
+        files = ob.busybox_files(applets=APPLETS)
+        top = ob.Layer({"www": ob.Dir(), "www/big.bin": os.urandom(512 * 1024)})
+        image = ob.make_image([ob.Layer(files), top], config={"Env": ["PATH=/bin"]})
+        registry.push_image("test/slow", "1", image)
+        proxy = GatedProxy(registry.port, held_digest=image.layers[1].digest)
+        try:
+            ref = f"127.0.0.1:{proxy.port}/test/slow:1"
+            project = Project(scratch, REGISTRY_TOML.format(ref=ref, mode="slow"))
+            up = popen_as(scratch.user, [str(scratch.bin), "up"], scratch.home,
+                          cwd=str(project.dir))
+            try:
+                assert proxy.holding.wait(90), "the pull never reached the top layer"
+                daemon, children = daemon_children(scratch)
+                assert any("__prepare-image" in argv for _, _, argv in children), (daemon, children)
+                r = project.run("down", timeout=90)
+                assert r.returncode == 0, r.stdout + r.stderr
+            finally:
+                proxy.release()
+                up.communicate(timeout=90)
+        finally:
+            proxy.close()
+
+    def settled():
+        daemon, children = daemon_children(scratch)
+        return daemon is not None and not [c for c in children
+                                           if c[1] == "Z" or "__prepare-image" in c[2]]
+    wait_until(settled, 30, 0.1, f"no zombie or preparation left: {daemon_children(scratch)}")
+    assert layer_dirs(scratch) == []
