@@ -4,19 +4,31 @@ direct child of the daemon that holds one user namespace mapped like every
 container (user -> 0, subordinate range -> 1..N); every container joins it
 through `/proc/<daemon>/fd/<N>` instead of running newuidmap/newgidmap.
 Runs as the unprivileged test user with its subordinate range."""
+import json
 import os
 import pathlib
+import pwd
 import signal
+import subprocess
 import time
 
 import pytest
 
 import oci_build as ob
 from host_util import wait_until
-from ns_util import run_as
-from test_image_services import Project, scratch  # noqa: F401 (fixture)
+from ns_util import Scratch, as_user_argv, popen_as, run_as, user_env
+from test_image_services import Project
 
 REF = "localhost/holder-test:1"
+
+
+@pytest.fixture
+def scratch(locald_bin, test_user):
+    s = Scratch(locald_bin, test_user)
+    yield s
+    s.run("shutdown", timeout=90)
+    s.cleanup()
+
 APPLETS = ("sh", "cat", "echo", "ls", "sleep", "id", "touch", "chown", "stat", "true")
 
 TOML = """
@@ -118,9 +130,8 @@ def clear_probe(project, name):
         path.unlink()
 
 
-def test_image_services_join_the_daemons_held_user_namespace(scratch):  # noqa: F811
+def test_image_services_join_the_daemons_held_user_namespace(scratch):
     load_image(scratch)
-    import pwd
     user = pwd.getpwnam(scratch.user)
     expected_uid = subid_map(scratch.user, "/etc/subuid", user.pw_uid)
     expected_gid = subid_map(scratch.user, "/etc/subgid", user.pw_gid)
@@ -146,10 +157,7 @@ def test_image_services_join_the_daemons_held_user_namespace(scratch):  # noqa: 
     held = os.readlink(f"/proc/{holder}/ns/user")
     assert ns_of(a["ns"]) == ns_of(b["ns"]) == held, (a["ns"], b["ns"], held)
     assert held != os.readlink("/proc/self/ns/user")
-    spec = (scratch.home / "data" / "services" / "holder" / "a" / "spec.json")
-    if not spec.exists():  # the data dir layout is the daemon's; find it
-        spec = next((scratch.home).rglob("services/holder/a/spec.json"))
-    import json
+    spec = next(scratch.home.rglob("services/holder/a/spec.json"))
     user_ns = json.loads(spec.read_text())["user_namespace"]
     assert user_ns.startswith(f"/proc/{daemon}/fd/"), user_ns
     assert os.readlink(user_ns) == held
@@ -198,14 +206,13 @@ def test_image_services_join_the_daemons_held_user_namespace(scratch):  # noqa: 
     wait_until(lambda: holders(scratch) == [], 30, 0.05, "no holder after shutdown")
 
 
-def test_launcher_refuses_a_namespace_mapped_otherwise(scratch):  # noqa: F811
+def test_launcher_refuses_a_namespace_mapped_otherwise(scratch):
     """A joinable namespace (ours, one level down) with another mapping — a
     single id, as `unshare --map-root-user` makes — is refused: the payload
     would see the image's files with the wrong owners."""
     if not scratch.launch_bin.exists():
         pytest.skip("LOUD SKIP: no locald-launch next to locald")
     subid_map(scratch.user, "/etc/subuid", 0)  # skips without a range
-    from ns_util import popen_as
     single = popen_as(scratch.user, ["unshare", "--user", "--map-root-user", "sleep", "600"],
                       scratch.home)
     try:
@@ -215,7 +222,6 @@ def test_launcher_refuses_a_namespace_mapped_otherwise(scratch):  # noqa: F811
                or not open(f"/proc/{single.pid}/uid_map").read().strip()):
             assert time.time() < deadline, "unshare did not set up its namespace"
             time.sleep(0.05)
-        import json
         spec = {"name": "wrong", "rootfs": {"path": str(scratch.rootfs)},
                 "args": ["/bin/sh", "-c", "echo ran"], "env": ["PATH=/bin"],
                 "user_namespace": ns_path}
@@ -232,14 +238,11 @@ def test_launcher_refuses_a_namespace_mapped_otherwise(scratch):  # noqa: F811
         single.wait()
 
 
-def test_holder_ends_when_its_pipe_closes(scratch):  # noqa: F811
+def test_holder_ends_when_its_pipe_closes(scratch):
     """`locald-launch --hold-userns` on its own: reports `ready` with the
     container mapping in place, and exits when stdin reaches EOF."""
     if not scratch.launch_bin.exists():
         pytest.skip("LOUD SKIP: no locald-launch next to locald")
-    import pwd
-    import subprocess
-    from ns_util import as_user_argv, user_env
     user = pwd.getpwnam(scratch.user)
     expected_uid = subid_map(scratch.user, "/etc/subuid", user.pw_uid)
     proc = subprocess.Popen(as_user_argv(scratch.user, [str(scratch.launch_bin), "--hold-userns"]),
@@ -270,13 +273,9 @@ def test_holder_ends_when_its_pipe_closes(scratch):  # noqa: F811
             proc.wait()
 
 
-def test_holder_can_be_turned_off(scratch):  # noqa: F811
+def test_holder_can_be_turned_off(scratch):
     """LOCALD_USERNS_HOLDER=0 in the daemon's environment: no holder, each
     container maps its own namespace with the same mapping."""
-    import json
-    import pwd
-    import subprocess
-    from ns_util import as_user_argv, user_env
     load_image(scratch)
     user = pwd.getpwnam(scratch.user)
     expected_uid = subid_map(scratch.user, "/etc/subuid", user.pw_uid)
