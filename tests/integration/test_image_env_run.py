@@ -217,3 +217,36 @@ def test_run_uses_the_daemons_port_when_it_runs_the_project(scratch):
     assert not marker.exists()
     r = project.run("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_run_on_a_terminal_gives_the_container_a_terminal(scratch):
+    import pty
+    import select
+    from ns_util import as_user_argv, user_env
+    load_image(scratch)
+    project = Project(scratch, TOML.format(ref=REF))
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(
+        as_user_argv(scratch.user, [str(scratch.bin), "run", "web", "--", "sh", "-c",
+                                    "test -t 0 && test -t 1 && echo has-a-tty TERM=$TERM; exit 3"]),
+        env=user_env(scratch.user, scratch.home), cwd=str(project.dir), stdin=slave,
+        stdout=slave, stderr=slave, start_new_session=True)
+    os.close(slave)
+    out = b""
+    while True:
+        ready, _, _ = select.select([master], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(master, 4096)
+        except OSError:  # EIO: every writer closed the pty
+            break
+        if not chunk:
+            break
+        out += chunk
+    os.close(master)
+    assert proc.wait(timeout=60) == 3, out
+    # TERM=xterm is the launcher's sign of the container's own terminal (an
+    # inherited host pty would pass `test -t` too).
+    assert b"has-a-tty TERM=xterm" in out, out
+    assert container_dirs(scratch) == []
