@@ -250,3 +250,30 @@ def test_run_on_a_terminal_gives_the_container_a_terminal(scratch):
     # inherited host pty would pass `test -t` too).
     assert b"has-a-tty TERM=xterm" in out, out
     assert container_dirs(scratch) == []
+
+
+def test_run_pulls_a_missing_image_with_progress_on_stderr(scratch, tmp_path):
+    import registry_util as ru
+    with ru.Registry(tmp_path / "registry") as registry:
+        files = ob.busybox_files(applets=APPLETS)
+        files["etc/image-release"] = ob.File(b"ID=pulled-image\n")
+        files["srv"] = ob.Dir()
+        files["srv/app"] = ob.Dir(mode=0o777)
+        image = ob.make_image([ob.Layer(files)], config={"Env": ["PATH=/bin"]})
+        registry.push_image("test/envrun", "1", image)
+        ref = f"{registry.host}/test/envrun:1"
+        project = Project(scratch, TOML.format(ref=ref))
+        # env never pulls.
+        r = project.run("env", "web")
+        assert r.returncode != 0 and "not in the local store" in r.stderr, r.stderr
+        r = project.run("run", "web", "--", "cat", "/etc/image-release", timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert r.stdout == "ID=pulled-image\n"
+        # The pull's progress went to stderr, one line per layer.
+        layer = image.layers[0].digest
+        assert layer.split(":")[1][:12] in r.stderr, r.stderr
+        assert container_dirs(scratch) == []
+        # Now in the store: env shows the image's layer.
+        r = project.run("env", "--explain", "web")
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert f"PATH=/bin  # image config ({ref})" in r.stdout.splitlines()
