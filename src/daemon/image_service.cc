@@ -4,7 +4,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,10 +17,9 @@
 #include "base/subprocess.h"
 #include "base/sys.h"
 #include "daemon/daemon.h"
+#include "daemon/internal/spawn_helper.h"
 #include "daemon/userns_holder.h"
 #include "ns/launch_main.h"
-
-extern char** environ;
 
 namespace locald::daemon {
 
@@ -308,39 +306,8 @@ base::Result<std::unique_ptr<InternalCommand>> InternalCommand::start(base::Even
         return base::errno_error("opening /dev/null");
     }
     base::UniqueFd null(null_fd);
-    // Everything the child needs, prepared before fork: after it only
-    // async-signal-safe calls (the daemon has threads).
-    std::vector<char*> args;
-    for (auto& arg : argv) {
-        args.push_back(arg.data());
-    }
-    args.push_back(nullptr);
-    const char* program = argv[0].c_str();
-    int out = write_end.get();
-    int in = null.get();
-    pid_t parent = ::getpid();
-    auto child = base::Child::spawn([&]() -> int {
-        ::setpgid(0, 0);  // its own group: cancelling kills its helpers too
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) {
-            return 127;
-        }
-        sigset_t empty;
-        sigemptyset(&empty);
-        ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-        struct sigaction dfl;
-        std::memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; ++sig) {
-            ::sigaction(sig, &dfl, nullptr);
-        }
-        if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
-            return 127;
-        }
-        ::close_range(3, ~0u, 0);
-        ::execve(program, args.data(), environ);
-        return 127;
-    });
+    // Its own process group: cancelling kills its helpers too.
+    auto child = internal::spawn_helper(argv, null.get(), write_end.get());
     if (!child) {
         return child.release_error();
     }

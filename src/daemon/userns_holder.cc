@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -12,8 +11,7 @@
 #include <cstring>
 
 #include "base/log.h"
-
-extern char** environ;
+#include "daemon/internal/spawn_helper.h"
 
 namespace locald::daemon {
 
@@ -75,40 +73,8 @@ base::Result<void> UsernsHolder::start(std::vector<std::string>* warnings) {
     }
     base::UniqueFd report_read(report[0]), report_write(report[1]);
 
-    // Prepared before fork: the child of a threaded daemon makes only
-    // async-signal-safe calls before exec.
-    std::vector<std::string> argv = m_argv;
-    std::vector<char*> args;
-    for (auto& arg : argv) {
-        args.push_back(arg.data());
-    }
-    args.push_back(nullptr);
-    const char* program = argv[0].c_str();
-    int in = control_read.get();
-    int out = report_write.get();
-    pid_t parent = ::getpid();
-    auto child = base::Child::spawn([&]() -> int {
-        ::setpgid(0, 0);  // no terminal signal reaches it
-        ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (::getppid() != parent) {
-            return 127;
-        }
-        sigset_t empty;
-        sigemptyset(&empty);
-        ::sigprocmask(SIG_SETMASK, &empty, nullptr);
-        struct sigaction dfl;
-        std::memset(&dfl, 0, sizeof dfl);
-        dfl.sa_handler = SIG_DFL;
-        for (int sig = 1; sig < NSIG; ++sig) {
-            ::sigaction(sig, &dfl, nullptr);
-        }
-        if (::dup2(in, 0) < 0 || ::dup2(out, 1) < 0 || ::dup2(out, 2) < 0) {
-            return 127;
-        }
-        ::close_range(3, ~0u, 0);
-        ::execve(program, args.data(), environ);
-        return 127;
-    });
+    const std::vector<std::string>& argv = m_argv;
+    auto child = internal::spawn_helper(argv, control_read.get(), report_write.get());
     if (!child) {
         return child.release_error().context("starting the user namespace holder");
     }
