@@ -39,7 +39,9 @@ const char kRunHelp[] =
     "service's command (the entrypoint stays), stdin stays attached, a terminal is\n"
     "given when stdin and stdout are terminals, the exit status is the\n"
     "container's (128+N when killed by signal N) and its writable layer is removed\n"
-    "afterwards. PORT is the daemon's when it runs the project.\n";
+    "afterwards. PORT is the daemon's when it runs the project. From another\n"
+    "directory, PROJECT:SERVICE of an image service is refused (its spec comes\n"
+    "from the project's config).\n";
 
 namespace {
 
