@@ -49,9 +49,11 @@ namespace {
 // current directory; nullopt when there is none (not a project dir, another
 // project, a host service): the daemon then resolves the name.
 std::optional<std::pair<config::ProjectSpec, std::string>> local_image_service(
-    const std::string& name, const config::Environment& environment) {
+    const std::string& name, const config::Environment& environment,
+    std::optional<base::Error>* load_error) {
     auto project = config::load_project(".", environment);
     if (!project) {
+        *load_error = project.release_error();
         return std::nullopt;
     }
     std::string service = name;
@@ -133,7 +135,8 @@ int run_run(std::span<const std::string> args) {
         }
     }
     config::Environment environment = config::current_environment();
-    if (auto image_service = local_image_service(service, environment)) {
+    std::optional<base::Error> load_error;
+    if (auto image_service = local_image_service(service, environment, &load_error)) {
         return run_in_image(image_service->first, image_service->second, environment,
                             std::move(command));
     }
@@ -159,6 +162,10 @@ int run_run(std::span<const std::string> args) {
             for (const auto& view : list->as_array()) {
                 const base::Json* kind = view.find("kind");
                 if (kind != nullptr && kind->is_string() && kind->as_string() == "image") {
+                    if (load_error && load_error->kind() != base::ErrorKind::NotFound) {
+                        // This dir's config is broken: that is the reason.
+                        return report_error(*load_error);
+                    }
                     return report_error(base::failed_precondition(
                         "`{}` is an image service: run `locald run` for it in its project's "
                         "directory (it runs in a one-off container of the service's image)",

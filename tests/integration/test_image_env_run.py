@@ -215,6 +215,16 @@ def test_run_uses_the_daemons_port_when_it_runs_the_project(scratch):
     assert r.returncode != 0
     assert "`envrun:web` is an image service" in r.stderr, r.stderr
     assert not marker.exists()
+    # In the project dir with its config broken, the reason is the config (not
+    # "run it from its project's directory"), and still nothing runs on the host.
+    toml_path = project.dir / "locald.toml"
+    good = toml_path.read_text()
+    toml_path.write_text(good + "\n[service.web\n")
+    r = project.run("run", "web", "--", "touch", str(marker))
+    assert r.returncode != 0
+    assert "locald.toml" in r.stderr and "is an image service" not in r.stderr, r.stderr
+    assert not marker.exists()
+    toml_path.write_text(good)
     r = project.run("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
 
