@@ -10,17 +10,18 @@
 #include <string_view>
 
 #include "base/error.h"
+#include "base/exit_code.h"
 
 namespace locald::cli {
 
-// Exit codes (documented in docs/manual.md):
-inline constexpr int kExitOk = 0;
-inline constexpr int kExitFailure = 1;      // the operation ran and failed (a service failed, …)
-inline constexpr int kExitUsage = 2;        // bad command line
-inline constexpr int kExitBadInput = 3;     // bad input: config, reference, missing file or image
-inline constexpr int kExitUnavailable = 4;  // daemon, registry or kernel feature not available
-inline constexpr int kExitInternal = 70;    // a bug or an unexpected system failure
-inline constexpr int kExitCancelled = 130;  // interrupted (Ctrl-C)
+// Exit codes: one table for every locald executable (base/exit_code.h).
+using base::kExitBadInput;
+using base::kExitCancelled;
+using base::kExitFailure;
+using base::kExitInternal;
+using base::kExitOk;
+using base::kExitUnavailable;
+using base::kExitUsage;
 
 struct Command {
     std::string_view name;
@@ -37,6 +38,6 @@ const Command* find_command(std::string_view name);
 int report_error(const base::Error& error);
 // Prints a usage error and a pointer to `locald help NAME`; returns kExitUsage.
 int report_usage(std::string_view command, const base::Error& error);
-int exit_code_for(base::ErrorKind kind);
+using base::exit_code_for;
 
 }  // namespace locald::cli

@@ -55,30 +55,6 @@ const Command* find_command(std::string_view name) {
     return nullptr;
 }
 
-int exit_code_for(base::ErrorKind kind) {
-    using base::ErrorKind;
-    switch (kind) {
-        case ErrorKind::InvalidArgument:
-        case ErrorKind::NotFound:
-        case ErrorKind::AlreadyExists:
-        case ErrorKind::DataLoss:
-        case ErrorKind::Unsupported:
-            return kExitBadInput;
-        case ErrorKind::Unavailable:
-        case ErrorKind::DeadlineExceeded:
-            return kExitUnavailable;
-        case ErrorKind::Cancelled:
-            return kExitCancelled;
-        case ErrorKind::Internal:
-            return kExitInternal;
-        case ErrorKind::PermissionDenied:
-        case ErrorKind::Unauthenticated:
-        case ErrorKind::FailedPrecondition:
-            return kExitFailure;
-    }
-    return kExitInternal;
-}
-
 int report_error(const base::Error& error) {
     std::fprintf(stderr, "locald: error: %s\n", error.to_string().c_str());
     return exit_code_for(error.kind());

@@ -5,6 +5,7 @@
 
 #include <cstdio>
 
+#include "base/exit_code.h"
 #include "base/json.h"
 #include "base/sys.h"
 #include "ns/launcher.h"
@@ -18,34 +19,10 @@ constexpr size_t kMaxSpecBytes = 4 * 1024 * 1024;
 
 int report(const base::Error& error) {
     std::fprintf(stderr, "locald: error: %s\n", error.to_string().c_str());
-    return launch_exit_code(error.kind());
+    return base::exit_code_for(error.kind());
 }
 
 }  // namespace
-
-int launch_exit_code(base::ErrorKind kind) {
-    using base::ErrorKind;
-    switch (kind) {
-        case ErrorKind::InvalidArgument:
-        case ErrorKind::NotFound:
-        case ErrorKind::AlreadyExists:
-        case ErrorKind::DataLoss:
-        case ErrorKind::Unsupported:
-            return 3;
-        case ErrorKind::Unavailable:
-        case ErrorKind::DeadlineExceeded:
-            return 4;
-        case ErrorKind::Cancelled:
-            return 130;
-        case ErrorKind::Internal:
-            return 70;
-        case ErrorKind::PermissionDenied:
-        case ErrorKind::Unauthenticated:
-        case ErrorKind::FailedPrecondition:
-            return 1;
-    }
-    return 70;
-}
 
 int launch_main(std::span<const std::string> args) {
     if (args.size() == 1 && args[0] == kHoldUsernsFlag) {

@@ -41,8 +41,4 @@ int hold_user_namespace_main();
 std::vector<std::string> launch_command(const std::string& spec_path,
                                         const std::string& self_exe = "");
 
-// The exit code the CLI uses for an error of this kind (cli::exit_code_for
-// keeps the same table; the slim executable cannot link the CLI).
-int launch_exit_code(base::ErrorKind kind);
-
 }  // namespace locald::ns

@@ -10,6 +10,8 @@
 #include <cstdlib>
 #include <string>
 
+#include "base/exit_code.h"
+
 namespace locald::ns {
 namespace {
 
@@ -74,11 +76,11 @@ TEST(NsLaunchMain, UsageAndBadSpecsAreErrorsWithExitCodes) {
 }
 
 TEST(NsLaunchMain, ExitCodesFollowTheCli) {
-    EXPECT_EQ(launch_exit_code(base::ErrorKind::InvalidArgument), 3);
-    EXPECT_EQ(launch_exit_code(base::ErrorKind::Unavailable), 4);
-    EXPECT_EQ(launch_exit_code(base::ErrorKind::Internal), 70);
-    EXPECT_EQ(launch_exit_code(base::ErrorKind::PermissionDenied), 1);
-    EXPECT_EQ(launch_exit_code(base::ErrorKind::Cancelled), 130);
+    EXPECT_EQ(base::exit_code_for(base::ErrorKind::InvalidArgument), 3);
+    EXPECT_EQ(base::exit_code_for(base::ErrorKind::Unavailable), 4);
+    EXPECT_EQ(base::exit_code_for(base::ErrorKind::Internal), 70);
+    EXPECT_EQ(base::exit_code_for(base::ErrorKind::PermissionDenied), 1);
+    EXPECT_EQ(base::exit_code_for(base::ErrorKind::Cancelled), 130);
 }
 
 }  // namespace
