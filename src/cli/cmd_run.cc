@@ -40,18 +40,18 @@ const char kRunHelp[] =
     "given when stdin and stdout are terminals, the exit status is the\n"
     "container's (128+N when killed by signal N) and its writable layer is removed\n"
     "afterwards. PORT is the daemon's when it runs the project. From another\n"
-    "directory, PROJECT:SERVICE of an image service is refused (its spec comes\n"
-    "from the project's config).\n";
+    "directory, PROJECT:SERVICE of an image service the daemon runs works the\n"
+    "same: its spec is read from that project's config.\n";
 
 namespace {
 
-// The image service `name` (SERVICE or PROJECT:SERVICE) of the project in the
-// current directory; nullopt when there is none (not a project dir, another
-// project, a host service): the daemon then resolves the name.
-std::optional<std::pair<config::ProjectSpec, std::string>> local_image_service(
-    const std::string& name, const config::Environment& environment,
+// The image service `name` (SERVICE or PROJECT:SERVICE) of the project in
+// `dir`; nullopt when there is none (not a project dir, another project, a
+// host service): the daemon then resolves the name.
+std::optional<std::pair<config::ProjectSpec, std::string>> image_service_in(
+    const std::string& dir, const std::string& name, const config::Environment& environment,
     std::optional<base::Error>* load_error) {
-    auto project = config::load_project(".", environment);
+    auto project = config::load_project(dir, environment);
     if (!project) {
         *load_error = project.release_error();
         return std::nullopt;
@@ -136,7 +136,7 @@ int run_run(std::span<const std::string> args) {
     }
     config::Environment environment = config::current_environment();
     std::optional<base::Error> load_error;
-    if (auto image_service = local_image_service(service, environment, &load_error)) {
+    if (auto image_service = image_service_in(".", service, environment, &load_error)) {
         return run_in_image(image_service->first, image_service->second, environment,
                             std::move(command));
     }
@@ -150,29 +150,26 @@ int run_run(std::span<const std::string> args) {
         return report_error(answer.error());
     }
     // An image service the daemon resolved from elsewhere (PROJECT:SERVICE of
-    // a project in another directory): its container spec needs the project's
-    // config, read here from the current directory only. Never run it on the host.
-    const base::Json* resolved = answer->find("service");
-    if (resolved != nullptr && resolved->is_string()) {
-        auto views =
-            client->call("status", base::Json::object({{"names", base::Json::array({*resolved})},
-                                                       {"cwd", current_dir()}}));
-        const base::Json* list = views ? views->find("services") : nullptr;
-        if (list != nullptr && list->is_array()) {
-            for (const auto& view : list->as_array()) {
-                const base::Json* kind = view.find("kind");
-                if (kind != nullptr && kind->is_string() && kind->as_string() == "image") {
-                    if (load_error && load_error->kind() != base::ErrorKind::NotFound) {
-                        // This dir's config is broken: that is the reason.
-                        return report_error(*load_error);
-                    }
-                    return report_error(base::failed_precondition(
-                        "`{}` is an image service: run `locald run` for it in its project's "
-                        "directory (it runs in a one-off container of the service's image)",
-                        resolved->as_string()));
-                }
-            }
+    // a project in another directory, or this directory's config no longer
+    // loads): its container spec comes from that project's config. Never run
+    // it on the host.
+    const base::Json* kind = answer->find("kind");
+    if (kind != nullptr && kind->is_string() && kind->as_string() == "image") {
+        const base::Json* resolved = answer->find("service");
+        const base::Json* dir = answer->find("project_dir");
+        std::string name =
+            resolved != nullptr && resolved->is_string() ? resolved->as_string() : service;
+        std::optional<base::Error> error;
+        auto found = image_service_in(dir != nullptr && dir->is_string() ? dir->as_string() : "",
+                                      name, environment, &error);
+        if (!found) {
+            return report_error(error ? *error
+                                      : base::failed_precondition(
+                                            "`{}` is an image service, but its project's config "
+                                            "no longer declares it as one: run `locald up` there",
+                                            name));
         }
+        return run_in_image(found->first, found->second, environment, std::move(command));
     }
     if (command.empty()) {
         if (const auto* argv = answer->find("argv"); argv && argv->is_array()) {

@@ -868,7 +868,9 @@ private:
         call->finish(Json::object({{"service", keys->front().qualified()},
                                    {"env", std::move(env)},
                                    {"workdir", context->workdir},
-                                   {"argv", std::move(argv)}}));
+                                   {"argv", std::move(argv)},
+                                   {"kind", context->image ? "image" : "host"},
+                                   {"project_dir", context->project_dir}}));
     }
 
     // ------------------------------------------------------------ shutdown

@@ -1732,6 +1732,8 @@ base::Result<ServiceManager::RunContext> ServiceManager::run_context(const Servi
     context.env = config::service_env(project->spec, service->spec, project->env, injected);
     context.workdir = service->spec.workdir.empty() ? project->dir : service->spec.workdir;
     context.argv = service->spec.command.to_argv();
+    context.project_dir = project->dir;
+    context.image = service->spec.kind == config::ServiceKind::Image;
     return context;
 }
 

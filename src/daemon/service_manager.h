@@ -150,6 +150,8 @@ public:
         std::vector<config::EnvEntry> env;
         std::string workdir;
         std::vector<std::string> argv;
+        std::string project_dir;  // where the project's config lives
+        bool image = false;       // an `image =` service: a one-off runs in a container
     };
     base::Result<RunContext> run_context(const ServiceKey& key);
 

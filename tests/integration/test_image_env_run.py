@@ -206,14 +206,18 @@ def test_run_uses_the_daemons_port_when_it_runs_the_project(scratch):
     assert explained["PORT"] == f"PORT={port}  # injected by locald"
     assert explained["NOTIFY_SOCKET"].endswith("# injected by locald")
     assert explained["FROM_IMAGE"] == f"FROM_IMAGE=image  # image config ({REF})"
-    # From another directory the daemon resolves `envrun:web`, but the
-    # container spec needs the project's config: a clear error, never a run
-    # of CMD on the host.
+    # From another directory the daemon resolves `envrun:web` and its project
+    # dir: CMD runs in a container of the image (a file only the image has,
+    # the service's workdir and volume), never on the host.
     marker = scratch.out / "ran-on-host"  # writable by the test user
-    r = run_as(scratch.user, [str(scratch.bin), "run", "envrun:web", "--", "touch", str(marker)],
+    r = run_as(scratch.user, [str(scratch.bin), "run", "envrun:web", "--", "sh", "-c",
+                              f"cat /etc/image-release; pwd; echo $PORT; echo x > /out/elsewhere; "
+                              f"touch {marker}"],
                scratch.home, cwd="/tmp")
-    assert r.returncode != 0
-    assert "`envrun:web` is an image service" in r.stderr, r.stderr
+    assert r.stdout.splitlines()[:3] == ["ID=envrun-image", "/srv/app", str(port)], \
+        r.stdout + r.stderr
+    assert r.returncode != 0  # the host path of `marker` does not exist in the container
+    assert (project.dir / "data" / "elsewhere").read_text() == "x\n"
     assert not marker.exists()
     # In the project dir with its config broken, the reason is the config (not
     # "run it from its project's directory"), and still nothing runs on the host.
