@@ -202,8 +202,10 @@ void Progress::update(const base::Json& service) {
         redraw();
     } else if (changed) {
         std::string line = fmt::format("{}: {}", name, state);
-        if (state == "ready" || state == "running" || state == "failed" || state == "exited" ||
-            state == "stopped") {
+        // The time it took — not for the state a service already had when
+        // the command began (`down` of a ready service is not "ready (0ms)").
+        if (!is_new && (state == "ready" || state == "running" || state == "failed" ||
+                        state == "exited" || state == "stopped")) {
             line += fmt::format(" ({})", short_duration(row->changed_ms));
         }
         if (!reason.empty() && state != "ready" && state != "running") {
