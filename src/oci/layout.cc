@@ -597,7 +597,9 @@ base::Result<std::vector<ImportedImage>> import_layout(ContentStore& store,
         // inside the directory only (symlinks included).
         auto root = TRY(base::open_file(path, O_RDONLY | O_DIRECTORY));
         auto open_member = [&](const std::string& name) -> base::Result<base::UniqueFd> {
-            auto fd = base::open_in_root(root.get(), name, O_RDONLY);
+            // O_NONBLOCK: a FIFO (or device) named by manifest.json must
+            // not block the open; it is refused below as not a regular file.
+            auto fd = base::open_in_root(root.get(), name, O_RDONLY | O_NONBLOCK);
             if (!fd) {
                 if (fd.error().kind() == base::ErrorKind::NotFound) {
                     return base::not_found("`{}` has no `{}`", path, name);
@@ -607,6 +609,9 @@ base::Result<std::vector<ImportedImage>> import_layout(ContentStore& store,
             auto member_st = TRY(base::fstat_fd(fd->get()));
             if (!S_ISREG(member_st.st_mode)) {
                 return base::invalid_argument("`{}` in `{}` is not a regular file", name, path);
+            }
+            if (fcntl(fd->get(), F_SETFL, O_RDONLY) != 0) {
+                return base::errno_error("opening `{}` in `{}`", name, path);
             }
             return fd;
         };

@@ -4,10 +4,14 @@
 // tests/integration/test_oci_docker_load.py.
 #include <archive.h>
 #include <archive_entry.h>
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
+#include <chrono>
+#include <thread>
 #include <tuple>
 
 #include "base/atomic_file.h"
@@ -156,6 +160,36 @@ TEST_F(DockerArchiveLoadTest, DirectoryMembersStayInsideTheDirectory) {
     ASSERT_FALSE(loaded);
     EXPECT_EQ(loaded.error().kind(), base::ErrorKind::NotFound) << loaded.error().message();
     EXPECT_NE(loaded.error().message().find("one/layer.tar"), std::string::npos)
+        << loaded.error().message();
+}
+
+TEST_F(DockerArchiveLoadTest, DirectoryFifoMemberIsRefusedWithoutBlocking) {
+    // A FIFO named as a layer used to block the load in open(2) forever.
+    std::string dir = m_dir.path() + "/unpacked";
+    ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+    ASSERT_EQ(::mkdir((dir + "/one").c_str(), 0700), 0);
+    std::string fifo = dir + "/one/layer.tar";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    ASSERT_TRUE(base::atomic_write_file(dir + "/" + m_config_name, m_config, 0644));
+    ASSERT_TRUE(
+        base::atomic_write_file(dir + "/manifest.json", manifest_json("one/layer.tar"), 0644));
+    // A blocked reader lets a non-blocking writer open the FIFO (and is
+    // released by it); without one that open fails with ENXIO.
+    std::atomic<bool> blocked{false};
+    std::thread watchdog([&] {
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            blocked = true;
+            ::close(fd);
+        }
+    });
+    auto loaded = import_layout(*m_store, dir);
+    watchdog.join();
+    EXPECT_FALSE(blocked) << "the load blocked opening a FIFO member";
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind(), base::ErrorKind::InvalidArgument) << loaded.error().message();
+    EXPECT_NE(loaded.error().message().find("not a regular file"), std::string::npos)
         << loaded.error().message();
 }
 
