@@ -17,7 +17,9 @@
 // else, whatever it is asked.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <string_view>
 
 #include "base/error.h"
 #include "base/json.h"
@@ -73,12 +75,19 @@ int fail(const base::Error& error) {
     return kExitFailure;
 }
 
-// DIR must be a plain path strictly inside `<data>/services/` (no `..`).
+// DIR must be a plain path strictly inside `<data>/services/`: every component
+// after the root a real name (no empty, `.` or `..` one), else `services/.`,
+// `services//` or `services/x/..` would name the root itself.
 base::Result<void> check_dir(const std::string& dir, const base::Paths& paths) {
     std::string root = paths.data + "/services/";
-    if (dir.size() <= root.size() || dir.compare(0, root.size(), root) != 0 ||
-        dir.find("/../") != std::string::npos || dir.ends_with("/..") ||
-        dir.find("/./") != std::string::npos) {
+    bool plain = dir.size() > root.size() && dir.compare(0, root.size(), root) == 0;
+    for (size_t pos = root.size(); plain && pos <= dir.size();) {
+        size_t end = std::min(dir.find('/', pos), dir.size());
+        std::string_view part(dir.data() + pos, end - pos);
+        plain = !part.empty() && part != "." && part != "..";
+        pos = end + 1;
+    }
+    if (!plain) {
         return base::invalid_argument("`{}` is not a service directory under `{}`", dir, root);
     }
     return base::ok();

@@ -486,3 +486,24 @@ def test_down_while_preparing_leaves_no_helper_behind(scratch, tmp_path):
                                            if c[1] == "Z" or "__prepare-image" in c[2]]
     wait_until(settled, 30, 0.1, f"no zombie or preparation left: {daemon_children(scratch)}")
     assert layer_dirs(scratch) == []
+
+
+def test_cleanup_refuses_the_services_root_in_any_spelling(scratch):
+    """`__prepare-image --cleanup` removes only dirs strictly inside <data>/services/:
+    `services/.`, `services//` or `services/x/..` name the root (every service's layer)."""
+    services = scratch.home / "data" / "services"
+    keep = services / "proj" / "svc"
+    keep.mkdir(parents=True)
+    (keep / "spec.json").write_text("{}")
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(scratch.home)],
+                       check=True)
+    for spelling in (f"{services}/.", f"{services}//", f"{services}/proj/..",
+                     f"{services}/./proj/..", f"{services}/proj/../"):
+        r = scratch.run("__prepare-image", "--cleanup", spelling)
+        assert (keep / "spec.json").exists(), (spelling, r.stderr)
+        assert r.returncode != 0, (spelling, r.stdout, r.stderr)
+        assert "is not a service directory" in r.stderr, (spelling, r.stderr)
+    r = scratch.run("__prepare-image", "--cleanup", str(services / "proj"))
+    assert r.returncode == 0, r.stderr
+    assert not (services / "proj").exists()
