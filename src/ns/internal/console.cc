@@ -226,6 +226,21 @@ void write_from(int fd, Pending& pending) {
     }
 }
 
+// Writes all of `pending`, waiting for `fd` to take it whatever its O_NONBLOCK
+// (a terminal's stdin and stdout are usually one open file description, so
+// the flag we set on stdin is on stdout too).
+void write_all(int fd, Pending& pending) {
+    while (!pending.data.empty()) {
+        write_from(fd, pending);
+        if (!pending.data.empty()) {
+            struct pollfd p = {fd, POLLOUT, 0};
+            if (::poll(&p, 1, -1) < 0 && errno != EINTR) {
+                pending.data.clear();
+            }
+        }
+    }
+}
+
 }  // namespace
 
 int relay_console(int master, pid_t init, const sigset_t& signals) {
@@ -244,12 +259,13 @@ int relay_console(int master, pid_t init, const sigset_t& signals) {
     copy_window_size(size_source, master);
 
     base::UniqueFd sigfd(::signalfd(-1, &signals, SFD_CLOEXEC | SFD_NONBLOCK));
+    // Both read before either is changed: they may share one description.
     int in_flags = ::fcntl(in, F_GETFL);
+    int out_flags = ::fcntl(out, F_GETFL);
     bool in_open = in_flags >= 0;
     if (in_open) {
         ::fcntl(in, F_SETFL, in_flags | O_NONBLOCK);
     }
-    int out_flags = ::fcntl(out, F_GETFL);
     if (out_flags >= 0) {
         ::fcntl(out, F_SETFL, out_flags | O_NONBLOCK);
     }
@@ -311,12 +327,12 @@ int relay_console(int master, pid_t init, const sigset_t& signals) {
         ::fcntl(out, F_SETFL, out_flags);
     }
     for (;;) {
-        write_from(out, to_out);
+        write_all(out, to_out);
         if (to_out.closed || read_into(master, to_out) == 0) {
             break;
         }
     }
-    write_from(out, to_out);
+    write_all(out, to_out);
     if (in_open) {
         ::fcntl(in, F_SETFL, in_flags);
     }
