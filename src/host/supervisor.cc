@@ -562,9 +562,14 @@ void Supervisor::on_notify_readable() {
             // The socket's name was given only to this service, so a datagram
             // from our own uid whose sender is gone is the service's; other
             // uids (abstract sockets are reachable by anyone) stay refused.
-            if (!member && cred->uid == ::geteuid() && ::kill(cred->pid, 0) != 0 &&
-                errno == ESRCH) {
-                member = true;
+            // An exited sender its parent has not reaped yet is a zombie:
+            // cgroup.procs no longer lists it, yet kill(pid, 0) still works.
+            if (!member && cred->uid == ::geteuid()) {
+                if (::kill(cred->pid, 0) != 0) {
+                    member = errno == ESRCH;
+                } else if (auto stat = read_proc_stat(cred->pid)) {
+                    member = stat->state == 'Z';
+                }
             }
         }
         if (!member) {

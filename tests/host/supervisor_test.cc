@@ -11,6 +11,7 @@
 
 #include "base/event_loop.h"
 #include "host/ports.h"
+#include "host/process_tree.h"
 #include "test_util.h"
 
 namespace locald::host {
@@ -366,6 +367,38 @@ TEST_F(SupervisorTest, NotifyFromASenderThatAlreadyExitedCounts) {
         std::this_thread::sleep_for(10ms);
     }
     ASSERT_EQ(::access(marker.c_str(), F_OK), 0) << all_logs(*s);
+    ASSERT_TRUE(wait_state(*s, ServiceState::Ready)) << all_logs(*s);
+}
+
+TEST_F(SupervisorTest, NotifyFromASenderThatIsAnUnreapedZombieCounts) {
+    // `systemd-notify --ready &`, or a shell that has not yet waited for it:
+    // the sender has exited but is not reaped, so it is neither in the tree
+    // (cgroup.procs lists no zombies) nor gone (kill(pid, 0) still works).
+    auto o = options({"/bin/sh", "-c", "\"$0\" notify-exit & exec sleep 100", helper_path()});
+    ProbeSpec probe;
+    probe.kind = ProbeKind::Notify;
+    probe.start_period = 30s;
+    o.probe = probe;
+    auto s = make(o);
+    s->start();
+    // The loop is not run until the sender is a zombie (sleep never reaps it).
+    const pid_t main_pid = s->status().pid;
+    ASSERT_GT(main_pid, 0) << all_logs(*s);
+    const std::string children =
+        "/proc/" + std::to_string(main_pid) + "/task/" + std::to_string(main_pid) + "/children";
+    bool zombie = false;
+    for (int i = 0; i < 3000 && !zombie; ++i) {
+        std::ifstream in(children);
+        pid_t child = 0;
+        while (in >> child) {
+            auto stat = read_proc_stat(child);
+            zombie = zombie || (stat && stat->state == 'Z');
+        }
+        if (!zombie) {
+            std::this_thread::sleep_for(10ms);
+        }
+    }
+    ASSERT_TRUE(zombie) << all_logs(*s);
     ASSERT_TRUE(wait_state(*s, ServiceState::Ready)) << all_logs(*s);
 }
 
