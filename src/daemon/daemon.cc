@@ -998,7 +998,15 @@ std::string running_executable() {
     if (n <= 0) {
         return "/proc/self/exe";
     }
-    return std::string(buffer, static_cast<size_t>(n));
+    std::string path(buffer, static_cast<size_t>(n));
+    // The file was replaced since we started (a reinstall of the same build
+    // keeps this daemon): the kernel appends " (deleted)"; the installed path
+    // is what siblings and internal modes are run from.
+    constexpr std::string_view kDeleted = " (deleted)";
+    if (path.ends_with(kDeleted)) {
+        path.resize(path.size() - kDeleted.size());
+    }
+    return path;
 }
 
 std::string sibling(const std::string& executable, std::string_view name) {

@@ -8,6 +8,7 @@ writable layer behind. Images are built by oci_build and loaded with
 import json
 import os
 import pathlib
+import shutil
 import subprocess
 import textwrap
 import time
@@ -507,3 +508,30 @@ def test_cleanup_refuses_the_services_root_in_any_spelling(scratch):
     r = scratch.run("__prepare-image", "--cleanup", str(services / "proj"))
     assert r.returncode == 0, r.stderr
     assert not (services / "proj").exists()
+
+
+def test_image_service_starts_after_the_binary_was_reinstalled(scratch):
+    """Reinstalling the same build (cp + rename over `locald`) keeps the running
+    daemon (same build id), whose /proc/self/exe then reads `locald (deleted)`:
+    `__prepare-image` must still be run from the path `locald` is installed at."""
+    load_image(scratch)
+    project = Project(scratch, """
+        [project]
+        name = "reinstalled"
+
+        [service.one]
+        image = "{ref}"
+        command = "echo one is up; exec sleep 600"
+        port = false
+        """.format(ref=REF))
+    r = project.run("status")  # starts the daemon; no image service yet
+    assert r.returncode == 0, r.stdout + r.stderr
+    fresh = scratch.dir / "locald.new"
+    shutil.copy2(scratch.bin, fresh)
+    os.chmod(fresh, 0o755)
+    os.rename(fresh, scratch.bin)
+    r = project.run("up", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+    assert project.status()["one"]["state"] == "running"
+    r = project.run("down", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr

@@ -44,6 +44,13 @@ base::Result<base::Child> spawn_helper(const std::vector<std::string>& argv, int
         }
         ::close_range(3, ~0u, 0);
         ::execve(program, args.data(), environ);
+        // Said on the output the daemon reads (async-signal-safe writes only).
+        const char prefix[] = "cannot execute `";
+        const char suffix[] = "`\n";
+        ssize_t ignored = ::write(1, prefix, sizeof prefix - 1);
+        ignored = ::write(1, program, std::strlen(program));
+        ignored = ::write(1, suffix, sizeof suffix - 1);
+        (void)ignored;
         return 127;
     });
 }
