@@ -545,6 +545,13 @@ base::Result<void> extract_layout_tar(const std::string& tar_path, const std::st
             return base::invalid_argument("unexpected member `{}` in `{}`: not a regular file",
                                           name, tar_path);
         }
+        if (archive_entry_sparse_count(entry) > 0) {
+            // A few bytes of tar could declare terabytes of holes, which the
+            // import then reads and writes into the store in full.
+            return base::invalid_argument(
+                "unsupported member `{}` in `{}`: a sparse file (image tars hold plain files)",
+                name, tar_path);
+        }
         if (members.files.contains(member) || members.links.contains(member)) {
             return base::invalid_argument("`{}` holds `{}` twice", tar_path, name);
         }

@@ -163,6 +163,46 @@ TEST_F(DockerArchiveLoadTest, DirectoryMembersStayInsideTheDirectory) {
         << loaded.error().message();
 }
 
+TEST_F(DockerArchiveLoadTest, SparseMemberIsRefused) {
+    // 1 KiB of data after a 256 MiB hole: the hole used to be read and
+    // written into the store in full before the digest check failed.
+    std::string tar = m_dir.path() + "/sparse.tar";
+    {
+        struct archive* a = archive_write_new();
+        archive_write_set_format_pax_restricted(a);
+        ASSERT_EQ(archive_write_open_filename(a, tar.c_str()), ARCHIVE_OK);
+        auto add = [&](const std::string& name, const std::string& data, int64_t size,
+                       bool sparse) {
+            struct archive_entry* entry = archive_entry_new();
+            archive_entry_set_pathname(entry, name.c_str());
+            archive_entry_set_perm(entry, 0644);
+            archive_entry_set_filetype(entry, AE_IFREG);
+            archive_entry_set_size(entry, size);
+            if (sparse) {
+                // The data at the end: everything before it is a hole.
+                archive_entry_sparse_add_entry(entry, size - static_cast<int64_t>(data.size()),
+                                               static_cast<la_int64_t>(data.size()));
+            }
+            archive_write_header(a, entry);
+            archive_write_data(a, data.data(), data.size());
+            archive_entry_free(entry);
+        };
+        add("one/layer.tar", m_layer, int64_t{256} << 20, true);
+        add(m_config_name, m_config, static_cast<int64_t>(m_config.size()), false);
+        std::string manifest = manifest_json("one/layer.tar");
+        add("manifest.json", manifest, static_cast<int64_t>(manifest.size()), false);
+        archive_write_close(a);
+        archive_write_free(a);
+    }
+    auto loaded = import_layout(*m_store, tar);
+    ASSERT_FALSE(loaded);
+    EXPECT_EQ(loaded.error().kind(), base::ErrorKind::InvalidArgument) << loaded.error().message();
+    EXPECT_NE(loaded.error().message().find("sparse"), std::string::npos)
+        << loaded.error().message();
+    EXPECT_NE(loaded.error().message().find("one/layer.tar"), std::string::npos)
+        << loaded.error().message();
+}
+
 TEST_F(DockerArchiveLoadTest, DirectoryFifoMemberIsRefusedWithoutBlocking) {
     // A FIFO named as a layer used to block the load in open(2) forever.
     std::string dir = m_dir.path() + "/unpacked";
