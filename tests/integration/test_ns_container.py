@@ -307,6 +307,23 @@ def test_joining_a_held_user_namespace_skips_the_helpers(scratch):
         path.write_text(json.dumps(dict(spec, user_namespace="/proc/self/ns/user")))
         r = ns_util.run_as(scratch.user, [str(scratch.launch_bin), str(path)], scratch.home)
         assert r.returncode != 0 and "belongs to uid 0" in r.stderr, r.stderr
+        # Ours and a direct child, but mapped otherwise (only the user's own
+        # id): refused after joining, before any container process exists.
+        single = ns_util.popen_as(scratch.user, [
+            "unshare", "--user", "--map-root-user", "sleep", "600"], scratch.home)
+        try:
+            deadline = time.time() + 10
+            while (os.readlink(f"/proc/{single.pid}/ns/user") == os.readlink("/proc/self/ns/user")
+                   or not open(f"/proc/{single.pid}/uid_map").read().strip()):
+                assert time.time() < deadline, "unshare did not map its namespace"
+                time.sleep(0.05)
+            path.write_text(json.dumps(dict(spec, user_namespace=f"/proc/{single.pid}/ns/user")))
+            r = ns_util.run_as(scratch.user, [str(scratch.launch_bin), str(path)], scratch.home)
+            assert r.returncode != 0 and "refusing to run with other ids" in r.stderr, r.stderr
+            assert "wrote" not in r.stdout, r.stdout
+        finally:
+            single.kill()
+            single.wait()
         # Ours but nested one level deeper (its maps are not the container mapping).
         nested = ns_util.popen_as(scratch.user, [
             "unshare", "--user", "--map-root-user", "unshare", "--user", "sleep", "600"],
