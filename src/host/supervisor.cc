@@ -383,17 +383,14 @@ void Supervisor::drain_pty(bool until_eof) {
     }
     if (eof || until_eof) {
         m_logs->flush();
-    } else if (m_logs->buffered_bytes() > 0 && m_flush_timer == 0) {
+    } else {
         // A PTY hands out ≤ 4 KiB per read and a reader that keeps up sees
         // EAGAIN after every few reads: flushing per burst meant one small
         // file write per ~4 KiB (it halved a flood's throughput). The sink
         // writes itself at 256 KiB; the rest reaches the file within
         // kFileFlushDelay, and at once on state changes and at the run's end.
         // (The ring, which `logs` reads, has every line immediately.)
-        m_flush_timer = m_loop.add_timer(kFileFlushDelay, [this] {
-            m_flush_timer = 0;
-            m_logs->flush();
-        });
+        schedule_flush();
     }
     if (m_log_matched) {
         m_log_matched = false;
@@ -403,6 +400,15 @@ void Supervisor::drain_pty(bool until_eof) {
     }
     if (eof) {
         close_pty();
+    }
+}
+
+void Supervisor::schedule_flush() {
+    if (m_logs->buffered_bytes() > 0 && m_flush_timer == 0) {
+        m_flush_timer = m_loop.add_timer(kFileFlushDelay, [this] {
+            m_flush_timer = 0;
+            m_logs->flush();
+        });
     }
 }
 
@@ -539,7 +545,10 @@ void Supervisor::on_notify_readable() {
         msg.msg_controllen = sizeof control;
         ssize_t n = ::recvmsg(m_notify_fd.get(), &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n < 0) {
-            return;  // EAGAIN: all read
+            // EAGAIN: all read. The `notify:` lines logged here reach the
+            // file even if no output or state change follows.
+            schedule_flush();
+            return;
         }
         data[n] = '\0';
         const ucred* cred = nullptr;

@@ -133,6 +133,7 @@ private:
     void on_pty_readable(uint32_t events);
     void drain_pty(bool until_eof);
     void close_pty();
+    void schedule_flush();  // the log file buffer is written within kFileFlushDelay
     void on_main_exit();
     void poll_tree();
     void arm_deadline_timer();

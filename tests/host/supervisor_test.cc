@@ -402,6 +402,24 @@ TEST_F(SupervisorTest, NotifyFromASenderThatIsAnUnreapedZombieCounts) {
     ASSERT_TRUE(wait_state(*s, ServiceState::Ready)) << all_logs(*s);
 }
 
+TEST_F(SupervisorTest, NotifyStatusReachesTheLogFileWithoutFurtherOutput) {
+    // STATUS= is logged as a system line; with no output after it and no state
+    // change it must still reach the file (it sat in the buffer until then).
+    auto o = options({"/bin/sh", "-c", "\"$0\" notify-exit; exec sleep 100", helper_path()});
+    o.logs.file_path = m_dir + "/logs/status.log";
+    auto s = make(o);
+    s->start();
+    auto file_has_status = [&] {
+        std::ifstream in(o.logs.file_path);
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        return text.find("notify: warming up") != std::string::npos;
+    };
+    ASSERT_TRUE(run_until([&] {
+        return all_logs(*s).find("sys notify: warming up") != std::string::npos;
+    })) << all_logs(*s);
+    EXPECT_TRUE(run_until(file_has_status, 10s)) << all_logs(*s);
+}
+
 TEST_F(SupervisorTest, NotifyFromAStrangerIsIgnored) {
     auto o = options({"/bin/sleep", "100"});
     ProbeSpec probe;
