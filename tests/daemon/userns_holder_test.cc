@@ -66,6 +66,17 @@ TEST(UsernsHolder, ExitWithoutReadyIsAFailureNamingTheStatus) {
         << path.error().to_string();
 }
 
+TEST(UsernsHolder, AHolderThatCannotBeExecutedIsNamed) {
+    auto loop = base::EventLoop::create();
+    ASSERT_TRUE(loop);
+    UsernsHolder holder(*loop, {"/nonexistent/locald-launch", "--hold-userns"});
+    auto path = holder.path();
+    ASSERT_FALSE(path);
+    EXPECT_NE(path.error().to_string().find("cannot execute `/nonexistent/locald-launch`"),
+              std::string::npos)
+        << path.error().to_string();
+}
+
 TEST(UsernsHolder, HoldsANamespaceAtAStablePathAndIsReplacedAfterItDies) {
     if (!have_unshare()) {
         GTEST_SKIP() << "LOUD SKIP: util-linux unshare cannot make a user namespace here";
