@@ -247,9 +247,22 @@ std::optional<Reference> name_of(const Descriptor& entry) {
 // Opens `blobs/<alg>/<hex>` under a layout dir without following a symlink
 // at the leaf.
 base::Result<base::UniqueFd> open_layout_blob(const std::string& root, const Digest& digest) {
-    auto fd = base::open_file(root + "/" + digest.layout_path(), O_RDONLY | O_NOFOLLOW);
+    // O_NONBLOCK: a FIFO in place of a blob must not block the open.
+    std::string path = root + "/" + digest.layout_path();
+    auto fd = base::open_file(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK);
     if (!fd && fd.error().kind() == base::ErrorKind::NotFound) {
         return base::not_found("the layout `{}` lacks blob `{}`", root, digest.str());
+    }
+    if (!fd) {
+        return fd;
+    }
+    auto st = TRY(base::fstat_fd(fd->get()));
+    if (!S_ISREG(st.st_mode)) {
+        return base::invalid_argument("blob `{}` of the layout `{}` is not a regular file (`{}`)",
+                                      digest.str(), root, path);
+    }
+    if (fcntl(fd->get(), F_SETFL, O_RDONLY) != 0) {
+        return base::errno_error("opening `{}`", path);
     }
     return fd;
 }

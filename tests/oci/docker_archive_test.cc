@@ -15,6 +15,7 @@
 #include <tuple>
 
 #include "base/atomic_file.h"
+#include "base/sys.h"
 #include "base/temp_dir.h"
 #include "oci/image.h"
 #include "oci/internal/docker_archive.h"
@@ -231,6 +232,41 @@ TEST_F(DockerArchiveLoadTest, DirectoryFifoMemberIsRefusedWithoutBlocking) {
     EXPECT_EQ(loaded.error().kind(), base::ErrorKind::InvalidArgument) << loaded.error().message();
     EXPECT_NE(loaded.error().message().find("not a regular file"), std::string::npos)
         << loaded.error().message();
+}
+
+TEST_F(DockerArchiveLoadTest, LayoutFifoBlobIsRefusedWithoutBlocking) {
+    // An OCI layout directory whose manifest blob is a FIFO: the load used to
+    // block in open(2) forever.
+    std::string dir = m_dir.path() + "/layout";
+    std::string manifest_digest = Digest::sha256_of("not read").str();
+    std::string hex = manifest_digest.substr(7);
+    ASSERT_TRUE(base::mkdir_p(dir + "/blobs/sha256", 0700));
+    ASSERT_TRUE(
+        base::atomic_write_file(dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})", 0644));
+    ASSERT_TRUE(base::atomic_write_file(
+        dir + "/index.json",
+        R"({"schemaVersion":2,"manifests":[{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":")" +
+            manifest_digest +
+            R"(","size":8,"annotations":{"io.containerd.image.name":"example.com/a/b:1"}}]})",
+        0644));
+    std::string fifo = dir + "/blobs/sha256/" + hex;
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    std::atomic<bool> blocked{false};
+    std::thread watchdog([&] {
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            blocked = true;
+            ::close(fd);
+        }
+    });
+    auto loaded = import_layout(*m_store, dir);
+    watchdog.join();
+    EXPECT_FALSE(blocked) << "the load blocked opening a FIFO blob";
+    ASSERT_FALSE(loaded);
+    EXPECT_NE(loaded.error().message().find("not a regular file"), std::string::npos)
+        << loaded.error().message();
+    EXPECT_NE(loaded.error().message().find(hex), std::string::npos) << loaded.error().message();
 }
 
 }  // namespace
