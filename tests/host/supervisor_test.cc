@@ -6,6 +6,8 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 
+#include <cerrno>
+#include <cstring>
 #include <fstream>
 #include <thread>
 
@@ -386,6 +388,9 @@ TEST_F(SupervisorTest, NotifyFromASenderThatIsAnUnreapedZombieCounts) {
     ASSERT_GT(main_pid, 0) << all_logs(*s);
     const std::string children =
         "/proc/" + std::to_string(main_pid) + "/task/" + std::to_string(main_pid) + "/children";
+    if (::access(children.c_str(), R_OK) != 0) {
+        GTEST_SKIP() << children << ": " << std::strerror(errno) << " (CONFIG_PROC_CHILDREN)";
+    }
     bool zombie = false;
     for (int i = 0; i < 3000 && !zombie; ++i) {
         std::ifstream in(children);
