@@ -357,10 +357,24 @@ base::Result<void> import_closure(ContentStore& store, const std::string& dir,
     return base::ok();
 }
 
+// read_file for a layout's own files: a FIFO (or device) there is an error,
+// never an open(2) that blocks the load.
+base::Result<std::string> read_regular_file(const std::string& path, size_t max_bytes) {
+    auto fd = TRY(base::open_file(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    auto st = TRY(base::fstat_fd(fd.get()));
+    if (!S_ISREG(st.st_mode)) {
+        return base::invalid_argument("`{}` is not a regular file", path);
+    }
+    if (fcntl(fd.get(), F_SETFL, O_RDONLY) != 0) {
+        return base::errno_error("opening `{}`", path);
+    }
+    return base::read_all(fd.get(), max_bytes);
+}
+
 base::Result<std::vector<ImportedImage>> import_directory(ContentStore& store,
                                                           const std::string& dir,
                                                           const std::string& source) {
-    auto layout = base::read_file(dir + "/oci-layout", 4096);
+    auto layout = read_regular_file(dir + "/oci-layout", 4096);
     if (!layout) {
         return base::invalid_argument("`{}` is not an OCI image layout (no readable oci-layout)",
                                       source);
@@ -370,7 +384,7 @@ base::Result<std::vector<ImportedImage>> import_directory(ContentStore& store,
         layout_json->find("imageLayoutVersion") == nullptr) {
         return base::invalid_argument("`{}`: oci-layout is not valid", source);
     }
-    std::string text = TRY(base::read_file(dir + "/index.json", kMaxIndexJsonBytes)
+    std::string text = TRY(read_regular_file(dir + "/index.json", kMaxIndexJsonBytes)
                                .context(fmt::format("reading `{}`", source)));
     auto index = TRY(parse_image_index(std::move(text), "")
                          .context(fmt::format("reading `{}` index.json", source)));

@@ -269,5 +269,29 @@ TEST_F(DockerArchiveLoadTest, LayoutFifoBlobIsRefusedWithoutBlocking) {
     EXPECT_NE(loaded.error().message().find(hex), std::string::npos) << loaded.error().message();
 }
 
+TEST_F(DockerArchiveLoadTest, LayoutFifoIndexIsRefusedWithoutBlocking) {
+    std::string dir = m_dir.path() + "/layout";
+    ASSERT_EQ(::mkdir(dir.c_str(), 0700), 0);
+    ASSERT_TRUE(
+        base::atomic_write_file(dir + "/oci-layout", R"({"imageLayoutVersion":"1.0.0"})", 0644));
+    std::string fifo = dir + "/index.json";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    std::atomic<bool> blocked{false};
+    std::thread watchdog([&] {
+        std::this_thread::sleep_for(std::chrono::seconds(2));
+        int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC);
+        if (fd >= 0) {
+            blocked = true;
+            ::close(fd);
+        }
+    });
+    auto loaded = import_layout(*m_store, dir);
+    watchdog.join();
+    EXPECT_FALSE(blocked) << "the load blocked opening a FIFO index.json";
+    ASSERT_FALSE(loaded);
+    EXPECT_NE(loaded.error().message().find("index.json` is not a regular file"), std::string::npos)
+        << loaded.error().message();
+}
+
 }  // namespace
 }  // namespace locald::oci
