@@ -574,37 +574,46 @@ base::Result<std::unique_ptr<InternalCommand>> start_image_cleanup(
         });
 }
 
-base::Result<void> cleanup_all_image_dirs(const std::string& data_dir) {
-    std::string root = services_root(data_dir);
-    struct stat st;
-    if (::lstat(root.c_str(), &st) != 0) {
-        return base::ok();  // nothing ever ran
-    }
-    // Every <project>/<service> dir below the root (the child refuses the root itself).
-    std::vector<std::string> dirs;
-    if (DIR* projects = ::opendir(root.c_str())) {
-        while (dirent* p = ::readdir(projects)) {
-            std::string name = p->d_name;
-            if (name == "." || name == "..") {
-                continue;
-            }
-            dirs.push_back(root + "/" + name);
+base::Result<std::vector<std::string>> retire_image_dirs(const std::string& data_dir) {
+    const std::string root = services_root(data_dir);
+    DIR* projects = ::opendir(root.c_str());
+    if (projects == nullptr) {
+        if (errno == ENOENT) {
+            return std::vector<std::string>{};  // nothing ever ran
         }
-        ::closedir(projects);
+        return base::errno_error("listing `{}`", root);
     }
-    if (dirs.empty()) {
-        return base::ok();
+    const std::string trash_name = fmt::format(".trash-{}", ::getpid());
+    const std::string trash = root + "/" + trash_name;
+    std::vector<std::string> names;
+    while (dirent* p = ::readdir(projects)) {
+        std::string name = p->d_name;
+        if (name != "." && name != ".." && name != trash_name) {
+            names.push_back(std::move(name));
+        }
     }
-    base::SubprocessOptions options;
-    options.argv = {internal_binary(), "__prepare-image", "--cleanup"};
-    options.argv.insert(options.argv.end(), dirs.begin(), dirs.end());
-    options.timeout = std::chrono::seconds(120);
-    auto result = TRY(base::run_subprocess(options));
-    if (!result.status.success()) {
-        return base::internal_error("removing the previous daemon's writable layers: {}: {}",
-                                    result.status.to_string(), result.stderr_data);
+    ::closedir(projects);
+    std::vector<std::string> remove;
+    int moved = 0;
+    for (const auto& name : names) {
+        if (name.starts_with(".trash-")) {
+            remove.push_back(root + "/" + name);  // an interrupted earlier cleanup
+            continue;
+        }
+        if (moved == 0 && ::mkdir(trash.c_str(), 0700) != 0 && errno != EEXIST) {
+            return base::errno_error("creating `{}`", trash);
+        }
+        // A numbered name: a trash dir left by an earlier daemon with our pid
+        // may hold the same project.
+        std::string target = fmt::format("{}/{}-{}", trash, moved++, name);
+        if (::rename((root + "/" + name).c_str(), target.c_str()) != 0) {
+            return base::errno_error("moving `{}/{}` aside", root, name);
+        }
     }
-    return base::ok();
+    if (moved > 0) {
+        remove.push_back(trash);
+    }
+    return remove;
 }
 
 }  // namespace locald::daemon

@@ -17,7 +17,7 @@
 //      (daemon/userns_holder.h) instead of mapping a fresh one per start;
 //   4. removes the writable layer once the service is down for good with
 //      `locald __prepare-image --cleanup` (`ImageCleanup`), and every
-//      leftover of a previous daemon at startup (`cleanup_all_image_dirs`).
+//      leftover of a previous daemon at startup (`retire_image_dirs`).
 // Per-service dir: `<data>/services/<project>/<service>/` (spec.json, layer/,
 // state/). Named volumes: `<data>/volumes/<project>-<name>/`.
 // Everything here runs on the event loop's thread.
@@ -162,8 +162,12 @@ base::Result<std::unique_ptr<InternalCommand>> start_image_cleanup(
     base::EventLoop& loop, const std::vector<std::string>& dirs,
     std::function<void(std::string error)> done);
 
-// At daemon startup, before anything runs: removes every per-service dir a
-// previous daemon left (blocking; a child process does the removal).
-base::Result<void> cleanup_all_image_dirs(const std::string& data_dir);
+// At daemon startup, before anything runs: moves every per-service dir a
+// previous daemon left into `<data>/services/.trash-<pid>/` (renames, so it
+// is instant however big the layers are and new preparations never meet
+// them) and returns every trash dir to remove — this one and any an
+// interrupted earlier cleanup left — for start_image_cleanup, which removes
+// them in the background while the daemon already serves.
+base::Result<std::vector<std::string>> retire_image_dirs(const std::string& data_dir);
 
 }  // namespace locald::daemon

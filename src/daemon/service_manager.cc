@@ -485,10 +485,27 @@ base::Result<void> ServiceManager::recover() {
         }
     }
 
-    // The previous daemon's writable layers (its containers are gone now).
+    // The previous daemon's writable layers (its containers are gone now):
+    // moved aside at once, removed in the background (they may be large, and
+    // the CLI waits for this daemon to listen).
     if (!m_data_dir.empty()) {
-        if (auto cleaned = cleanup_all_image_dirs(m_data_dir); !cleaned) {
-            LOG_ERROR("{}", cleaned.error().to_string());
+        auto trash = retire_image_dirs(m_data_dir);
+        if (!trash) {
+            LOG_ERROR("setting the previous daemon's writable layers aside: {}",
+                      trash.error().to_string());
+        } else if (!trash->empty()) {
+            auto started = start_image_cleanup(m_loop, *trash, [this](std::string error) {
+                if (!error.empty()) {
+                    LOG_ERROR("removing the previous daemon's writable layers: {}", error);
+                }
+                m_trash_cleanup.reset();  // allowed: InternalCommand's done may destroy it
+            });
+            if (!started) {
+                LOG_ERROR("removing the previous daemon's writable layers: {}",
+                          started.error().to_string());
+            } else {
+                m_trash_cleanup = started.release_value();
+            }
         }
     }
 

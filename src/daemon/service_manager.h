@@ -57,6 +57,8 @@
 
 namespace locald::daemon {
 
+class InternalCommand;  // daemon/image_service.h
+
 struct ServiceKey {
     std::string project;
     std::string service;
@@ -206,7 +208,8 @@ private:
     std::vector<std::pair<uint64_t, Listener>> m_listeners;
     std::shared_ptr<bool> m_alive = std::make_shared<bool>(true);
     std::string m_data_dir;  // image services: <data>/services, <data>/volumes
-    std::string m_run_dir;   // the seccomp BPF cache
+    std::unique_ptr<InternalCommand> m_trash_cleanup;  // a previous daemon's layers
+    std::string m_run_dir;                             // the seccomp BPF cache
     // The user namespace every image service joins, made at the first one
     // (daemon/userns_holder.h); null until then.
     std::unique_ptr<UsernsHolder> m_userns_holder;

@@ -339,6 +339,10 @@ def test_a_killed_daemons_containers_and_layers_are_cleaned_up(scratch):
     assert second["state"] == "ready" and second["pid"] != first["pid"], second
     assert "STALE LAYER" not in project.run("logs", "--no-color", "web").stdout
     assert layer_dirs(scratch) == ["crash/web/layer"]
+    # The old layer was moved aside at the daemon's start and is removed in the
+    # background (files of subordinate ids: through the user namespace).
+    services = scratch.home / "data" / "services"
+    wait_until(lambda: not list(services.glob(".trash-*")), 60, 0.1, "old layers removed")
     # Only the new launcher (and its PID 1, a fork of it) is left.
     for pid, argv in launchers_of(scratch):
         if argv[1:2] == ["__launch"]:
