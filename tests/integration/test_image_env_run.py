@@ -7,11 +7,11 @@ no writable layer behind. Images are built by oci_build and loaded with
 `locald image load`; no daemon is needed (none runs in most of these tests)."""
 import os
 import subprocess
-import textwrap
 
 import pytest
 
 import oci_build as ob
+from image_util import Project
 from ns_util import Scratch, run_as
 
 REF = "localhost/envrun-test:1"
@@ -34,24 +34,6 @@ user = "1000"
 port = 4711
 volumes = ["./data:/out"]
 """
-
-
-class Project:
-    """A project dir owned by the test user, and `locald` run there as that user."""
-
-    def __init__(self, scratch, toml):
-        self.scratch = scratch
-        self.dir = scratch.dir / "proj"
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir / "data", 0o777)
-        (self.dir / "locald.toml").write_text(textwrap.dedent(toml).lstrip())
-        if os.geteuid() == 0:
-            subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(self.dir)],
-                           check=True)
-
-    def run(self, *args, timeout=90, input=None):
-        return run_as(self.scratch.user, [str(self.scratch.bin), *map(str, args)],
-                      self.scratch.home, timeout=timeout, cwd=str(self.dir), input=input)
 
 
 def load_image(scratch):

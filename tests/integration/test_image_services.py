@@ -5,58 +5,21 @@ host service on its health check, and `stop`/`down` leave no process and no
 writable layer behind. Images are built by oci_build and loaded with
 `locald image load` (the registry path is covered by `container run` and
 `pull` tests; a missing image here exercises the pull's failure)."""
-import json
 import os
 import pathlib
 import shutil
 import subprocess
-import textwrap
-import time
 
 import pytest
 
 import oci_build as ob
 from host_util import wait_until
-from ns_util import Scratch, run_as
+from image_util import Project
+from ns_util import Scratch
 
 REF = "localhost/svc-test:1"
 APPLETS = ("sh", "cat", "echo", "env", "sleep", "httpd", "id", "hostname", "mkdir", "kill",
            "pwd", "true", "ls", "test", "[", "touch")
-
-
-class Project:
-    """A project dir owned by the test user, and `locald` run there as that user."""
-
-    def __init__(self, scratch, toml):
-        self.scratch = scratch
-        self.dir = scratch.dir / "proj"
-        (self.dir / "data").mkdir(parents=True, exist_ok=True)
-        (self.dir / "locald.toml").write_text(textwrap.dedent(toml).lstrip())
-        if os.geteuid() == 0:
-            subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(self.dir)],
-                           check=True)
-
-    def write_toml(self, toml):
-        path = self.dir / "locald.toml"
-        path.write_text(textwrap.dedent(toml).lstrip())
-        if os.geteuid() == 0:
-            subprocess.run(["chown", f"{self.scratch.user}:{self.scratch.user}", str(path)],
-                           check=True)
-
-    def run(self, *args, timeout=90):
-        return run_as(self.scratch.user, [str(self.scratch.bin), *map(str, args)],
-                      self.scratch.home, timeout=timeout, cwd=str(self.dir))
-
-    def status(self):
-        r = self.run("status", "--json")
-        assert r.returncode == 0, r.stderr
-        return {s["name"]: s for s in json.loads(r.stdout)["services"]}
-
-    def daemon_log(self):
-        try:
-            return (self.scratch.home / "state" / "daemon.log").read_text()[-4000:]
-        except OSError:
-            return "(no daemon.log)"
 
 
 def load_image(scratch):

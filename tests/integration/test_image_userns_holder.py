@@ -17,7 +17,7 @@ import pytest
 import oci_build as ob
 from host_util import wait_until
 from ns_util import Scratch, as_user_argv, popen_as, run_as, user_env
-from test_image_services import Project
+from image_util import Project
 
 REF = "localhost/holder-test:1"
 
