@@ -309,6 +309,10 @@ IpcServer::~IpcServer() {
 }
 
 void IpcServer::close_all() {
+    if (m_accept_timer != 0) {
+        m_loop.cancel_timer(m_accept_timer);
+        m_accept_timer = 0;
+    }
     if (m_watch != 0) {
         m_loop.remove_fd(m_watch);
         m_watch = 0;
@@ -325,6 +329,19 @@ void IpcServer::forget(Connection* connection) {
     std::erase_if(m_connections, [&](const auto& c) { return c.get() == connection; });
 }
 
+void IpcServer::pause_accepting() {
+    if (m_watch == 0 || m_accept_timer != 0) {
+        return;
+    }
+    (void)m_loop.modify_fd(m_watch, 0);
+    m_accept_timer = m_loop.add_timer(kAcceptPause, [this] {
+        m_accept_timer = 0;
+        if (m_watch != 0) {
+            (void)m_loop.modify_fd(m_watch, EPOLLIN);
+        }
+    });
+}
+
 void IpcServer::on_accept() {
     for (;;) {
         int fd = ::accept4(m_listener.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
@@ -332,7 +349,13 @@ void IpcServer::on_accept() {
             if (errno == EINTR) {
                 continue;
             }
-            if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                // The connection stays queued and the listener level-triggered:
+                // retrying at once would spin. Pause accepting for a while.
+                LOG_WARN("accepting a connection: {}; pausing accepts for {} ms",
+                         std::strerror(errno), kAcceptPause.count());
+                pause_accepting();
+            } else if (errno != EAGAIN && errno != EWOULDBLOCK) {
                 LOG_WARN("accepting a connection: {}", std::strerror(errno));
             }
             return;

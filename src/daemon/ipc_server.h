@@ -12,6 +12,7 @@
 // (streaming) events. All on the event loop's thread.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -70,6 +71,8 @@ using CallHandler = std::function<void(std::shared_ptr<Call>)>;
 class IpcServer {
 public:
     static constexpr size_t kMaxBufferedBytes = 32u << 20;
+    // How long accepting pauses when the process is out of fds (EMFILE…).
+    static constexpr std::chrono::milliseconds kAcceptPause{100};
 
     // Takes a listening socket (internal/unix_socket.h) and serves it.
     static base::Result<std::unique_ptr<IpcServer>> create(base::EventLoop& loop,
@@ -84,12 +87,14 @@ public:
 private:
     IpcServer(base::EventLoop& loop, base::UniqueFd listener, CallHandler handler);
     void on_accept();
+    void pause_accepting();
     void forget(Connection* connection);
 
     friend class Connection;
     base::EventLoop& m_loop;
     base::UniqueFd m_listener;
     base::EventLoop::WatchId m_watch = 0;
+    base::EventLoop::WatchId m_accept_timer = 0;
     CallHandler m_handler;
     std::vector<std::shared_ptr<Connection>> m_connections;
 };

@@ -1,15 +1,22 @@
 // The IPC server and client over a real Unix socket, with the event loop on
 // its own thread (as in the daemon, every call is handled on the loop thread).
+#include <fcntl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstring>
 #include <thread>
 
 #include "base/event_loop.h"
+#include "base/log.h"
+#include "base/sys.h"
 #include "base/temp_dir.h"
 #include "daemon/client.h"
 #include "daemon/internal/unix_socket.h"
@@ -191,6 +198,61 @@ TEST_F(IpcTest, OtherUidIsRefused) {
     int status = 0;
     ::waitpid(child, &status, 0);
     EXPECT_EQ(verdict, 'D');
+}
+
+// Out of fds, accept4 fails with EMFILE while the connection stays queued, so
+// the level-triggered listener would wake the loop at once, forever (a 100%
+// CPU spin flooding the log). The server pauses accepting instead: one
+// warning, not one per loop turn, and the connection is served once fds are
+// back.
+TEST(IpcAccept, OutOfFdsPausesAcceptingInsteadOfSpinning) {
+    auto dir = base::TempDir::create("locald-ipc-emfile");
+    ASSERT_TRUE(dir);
+    std::string path = dir->path() + "/daemon.sock";
+    auto loop = base::EventLoop::create();
+    ASSERT_TRUE(loop);
+    auto listener = internal::listen_unix(path);
+    ASSERT_TRUE(listener) << listener.error().to_string();
+    auto server = IpcServer::create(*loop, std::move(*listener), [](std::shared_ptr<Call>) {});
+    ASSERT_TRUE(server);
+    std::string log_path = dir->path() + "/daemon.log";
+    ASSERT_TRUE(base::set_log_file(log_path));
+    base::UniqueFd client(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    ASSERT_TRUE(client);
+    sockaddr_un addr{};
+    addr.sun_family = AF_UNIX;
+    ASSERT_LT(path.size(), sizeof addr.sun_path);
+    std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+    ASSERT_EQ(::connect(client.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr), 0);
+
+    // No fd number is free below the limit: the next accept4 gets EMFILE.
+    rlimit saved{};
+    ASSERT_EQ(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+    int lowest = ::open("/dev/null", O_RDONLY | O_CLOEXEC);
+    ASSERT_GE(lowest, 0);
+    ::close(lowest);
+    rlimit tight = saved;
+    tight.rlim_cur = static_cast<rlim_t>(lowest);
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &tight), 0);
+    for (int i = 0; i < 50; ++i) {
+        (void)loop->run_once(0);
+    }
+    ASSERT_EQ(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+    base::set_log_stderr();
+
+    auto text = base::read_file(log_path, 1 << 20);
+    ASSERT_TRUE(text);
+    size_t warnings = 0;
+    for (size_t at = text->find("accepting a connection"); at != std::string::npos;
+         at = text->find("accepting a connection", at + 1)) {
+        ++warnings;
+    }
+    EXPECT_EQ(warnings, 1u) << *text;
+    EXPECT_NE(text->find("pausing accepts"), std::string::npos) << *text;
+    for (int i = 0; i < 200 && (*server)->connection_count() == 0; ++i) {
+        (void)loop->run_once(50);
+    }
+    EXPECT_EQ((*server)->connection_count(), 1u);
 }
 
 }  // namespace
