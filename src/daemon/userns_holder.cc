@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 
@@ -18,13 +19,13 @@ namespace locald::daemon {
 namespace {
 
 // Two setuid helper execs; generous for a loaded machine.
-constexpr int kStartTimeoutMs = 15000;
 constexpr size_t kMaxReport = 8192;
 
 }  // namespace
 
-UsernsHolder::UsernsHolder(base::EventLoop& loop, std::vector<std::string> argv)
-    : m_loop(loop), m_argv(std::move(argv)) {}
+UsernsHolder::UsernsHolder(base::EventLoop& loop, std::vector<std::string> argv,
+                           std::chrono::milliseconds start_timeout)
+    : m_loop(loop), m_argv(std::move(argv)), m_start_timeout(start_timeout) {}
 
 UsernsHolder::~UsernsHolder() {
     if (m_exit_watch != 0) {
@@ -84,7 +85,7 @@ base::Result<void> UsernsHolder::start(std::vector<std::string>* warnings) {
 
     // Its report: warnings, then `ready` or `error: …`, then EOF.
     std::string text;
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kStartTimeoutMs);
+    auto deadline = std::chrono::steady_clock::now() + m_start_timeout;
     bool ready = false;
     for (;;) {
         if (text.find("\nready\n") != std::string::npos || text.rfind("ready\n", 0) == 0) {
@@ -98,8 +99,8 @@ base::Result<void> UsernsHolder::start(std::vector<std::string>* warnings) {
             (void)holder.kill(SIGKILL);
             (void)holder.wait();
             return base::deadline_exceeded(
-                "the user namespace holder `{}` did not report within {} s", argv[0],
-                kStartTimeoutMs / 1000);
+                "the user namespace holder `{}` did not report within {} ms", argv[0],
+                m_start_timeout.count());
         }
         struct pollfd pfd = {report_read.get(), POLLIN, 0};
         int rc = ::poll(&pfd, 1, static_cast<int>(left));
@@ -141,6 +142,22 @@ base::Result<void> UsernsHolder::start(std::vector<std::string>* warnings) {
         }
     }
     if (!ready) {
+        // EOF before `ready`: it is on its way out. Wait for that only as long
+        // as the start may take (this runs on the daemon's loop): a holder
+        // that closed its output but lives on is killed, not waited for.
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+                        deadline - std::chrono::steady_clock::now())
+                        .count();
+        struct pollfd exited = {holder.pidfd(), POLLIN, 0};
+        while (::poll(&exited, 1, static_cast<int>(std::max<int64_t>(left, 0))) < 0 &&
+               errno == EINTR) {
+        }
+        if ((exited.revents & POLLIN) == 0) {
+            (void)holder.kill(SIGKILL);
+            if (error_text.empty()) {
+                error_text = "it closed its output without `ready` and did not exit";
+            }
+        }
         auto status = holder.wait();
         std::string how = status ? status->to_string() : std::string("lost");
         return base::failed_precondition(

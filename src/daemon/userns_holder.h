@@ -25,6 +25,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -37,8 +38,10 @@ namespace locald::daemon {
 
 class UsernsHolder {
 public:
-    // `argv`: the holder's command line (holder_argv()).
-    UsernsHolder(base::EventLoop& loop, std::vector<std::string> argv);
+    // `argv`: the holder's command line (holder_argv()). `start_timeout`
+    // bounds a start, from spawn to `ready` or to its exit after a failure.
+    UsernsHolder(base::EventLoop& loop, std::vector<std::string> argv,
+                 std::chrono::milliseconds start_timeout = std::chrono::seconds(15));
     ~UsernsHolder();
     UsernsHolder(const UsernsHolder&) = delete;
     UsernsHolder& operator=(const UsernsHolder&) = delete;
@@ -56,6 +59,7 @@ private:
 
     base::EventLoop& m_loop;
     std::vector<std::string> m_argv;
+    std::chrono::milliseconds m_start_timeout;
     base::Child m_child;
     base::UniqueFd m_control;  // write end of the holder's stdin: EOF ends it
     base::UniqueFd m_ns;       // the namespace, at a fixed fd number

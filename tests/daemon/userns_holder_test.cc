@@ -10,6 +10,8 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
+
 #include <cstdlib>
 #include <filesystem>
 #include <memory>
@@ -63,6 +65,21 @@ TEST(UsernsHolder, ExitWithoutReadyIsAFailureNamingTheStatus) {
     auto path = holder.path();
     ASSERT_FALSE(path);
     EXPECT_NE(path.error().to_string().find("status 7"), std::string::npos)
+        << path.error().to_string();
+}
+
+TEST(UsernsHolder, AHolderThatClosesItsOutputButLivesOnIsKilledNotAwaited) {
+    // The start runs on the daemon's loop: a wait without a bound would
+    // freeze every service.
+    auto loop = base::EventLoop::create();
+    ASSERT_TRUE(loop);
+    UsernsHolder holder(*loop, {"/bin/sh", "-c", "exec >/dev/null 2>&1; exec sleep 600"},
+                        std::chrono::milliseconds(300));
+    auto path = holder.path();
+    ASSERT_FALSE(path);
+    EXPECT_NE(path.error().to_string().find("did not exit"), std::string::npos)
+        << path.error().to_string();
+    EXPECT_NE(path.error().to_string().find("SIGKILL"), std::string::npos)
         << path.error().to_string();
 }
 
