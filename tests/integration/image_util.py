@@ -3,9 +3,11 @@ unprivileged test user, with `locald` run there as that user, and scans of
 /proc for the daemon's children."""
 import json
 import os
+import pathlib
 import subprocess
 import textwrap
 
+import oci_build as ob
 from ns_util import run_as
 
 
@@ -45,3 +47,31 @@ class Project:
             return (self.scratch.home / "state" / "daemon.log").read_text()[-4000:]
         except OSError:
             return "(no daemon.log)"
+
+
+def load_image(scratch, ref, files, config, name="image"):
+    """Builds a one-layer OCI image of `files` with `config`, tags it `ref`
+    and `locald image load`s it as the test user."""
+    layout = ob.Layout(scratch.dir / f"layout-{name}")
+    image = layout.add_image(layers=[ob.Layer(files)], config=config)
+    layout.tag(ref, image)
+    tar = scratch.dir / f"{name}.tar"
+    layout.to_tar(tar)
+    os.chmod(tar, 0o644)
+    r = scratch.run("image", "load", tar)
+    assert r.returncode == 0, r.stderr
+
+
+def processes():
+    """(pid, ppid, state, argv) of every process /proc shows now."""
+    for entry in pathlib.Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rfind(")") + 2:].split()
+        yield (int(entry.name), int(fields[1]), fields[0],
+               [a.decode(errors="replace") for a in argv if a])

@@ -12,6 +12,7 @@ import pytest
 
 import oci_build as ob
 from image_util import Project
+from image_util import load_image as load_oci_image
 from ns_util import Scratch, run_as
 
 REF = "localhost/envrun-test:1"
@@ -41,16 +42,9 @@ def load_image(scratch):
     files["etc/image-release"] = ob.File(b"ID=envrun-image\n")
     files["srv"] = ob.Dir()
     files["srv/app"] = ob.Dir(mode=0o777)
-    layout = ob.Layout(scratch.dir / "layout")
-    config = {"Env": ["PATH=/bin", "FROM_IMAGE=image", "SHADOWED=image", "OVERRIDE=image"],
-              "Cmd": ["/bin/sh", "-c", "echo image default cmd"], "WorkingDir": "/"}
-    image = layout.add_image(layers=[ob.Layer(files)], config=config)
-    layout.tag(REF, image)
-    tar = scratch.dir / "image.tar"
-    layout.to_tar(tar)
-    os.chmod(tar, 0o644)
-    r = scratch.run("image", "load", tar)
-    assert r.returncode == 0, r.stderr
+    load_oci_image(scratch, REF, files,
+                   {"Env": ["PATH=/bin", "FROM_IMAGE=image", "SHADOWED=image", "OVERRIDE=image"],
+                    "Cmd": ["/bin/sh", "-c", "echo image default cmd"], "WorkingDir": "/"})
 
 
 @pytest.fixture

@@ -14,7 +14,8 @@ import pytest
 
 import oci_build as ob
 from host_util import wait_until
-from image_util import Project
+from image_util import Project, processes
+from image_util import load_image as load_oci_image
 from ns_util import Scratch
 
 REF = "localhost/svc-test:1"
@@ -26,16 +27,9 @@ def load_image(scratch):
     files = ob.busybox_files(applets=APPLETS)
     files["www"] = ob.Dir()
     files["www/index.html"] = ob.File(b"hello from the image\n")
-    layout = ob.Layout(scratch.dir / "layout")
-    config = {"Env": ["PATH=/bin", "FROM_IMAGE=image", "OVERRIDE=image", "PORT=1"],
-              "Cmd": ["/bin/sh", "-c", "echo image default cmd"], "WorkingDir": "/www"}
-    image = layout.add_image(layers=[ob.Layer(files)], config=config)
-    layout.tag(REF, image)
-    tar = scratch.dir / "image.tar"
-    layout.to_tar(tar)
-    os.chmod(tar, 0o644)
-    r = scratch.run("image", "load", tar)
-    assert r.returncode == 0, r.stderr
+    load_oci_image(scratch, REF, files,
+                   {"Env": ["PATH=/bin", "FROM_IMAGE=image", "OVERRIDE=image", "PORT=1"],
+                    "Cmd": ["/bin/sh", "-c", "echo image default cmd"], "WorkingDir": "/www"})
 
 
 @pytest.fixture
@@ -54,21 +48,15 @@ def layer_dirs(scratch):
 def launchers_of(scratch):
     """Live processes of this test's binary (the daemon excluded)."""
     found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"--hold-userns" in cmdline:
+    for pid, _, _, argv in processes():
+        if "--hold-userns" in argv:
             continue  # the daemon's user namespace holder: test_image_userns_holder.py
-        if cmdline and cmdline[0] == str(scratch.launch_bin).encode():
+        if argv and argv[0] == str(scratch.launch_bin):
             # The daemon runs the slim `locald-launch SPEC` when it sits next to
             # `locald` (ns::launch_command): the same mode as `locald __launch SPEC`.
-            cmdline = [str(scratch.bin).encode(), b"__launch", *cmdline[1:]]
-        if cmdline and cmdline[0] == str(scratch.bin).encode() and b"daemon" not in cmdline:
-            found.append((int(entry.name), [c.decode(errors="replace") for c in cmdline if c]))
+            argv = [str(scratch.bin), "__launch", *argv[1:]]
+        if argv and argv[0] == str(scratch.bin) and "daemon" not in argv:
+            found.append((pid, argv))
     return found
 
 
@@ -357,13 +345,7 @@ def test_notify_readiness_from_inside_the_container(scratch):
         pytest.skip(f"cannot link a static binary (libc6-dev's libc.a?): {r.stderr[-300:]}")
     files = ob.busybox_files(applets=APPLETS)
     files["bin/notify"] = ob.File(binary.read_bytes(), mode=0o755)
-    layout = ob.Layout(scratch.dir / "layout-notify")
-    image = layout.add_image(layers=[ob.Layer(files)], config={"Env": ["PATH=/bin"]})
-    layout.tag("localhost/notify:1", image)
-    tar = scratch.dir / "notify.tar"
-    layout.to_tar(tar)
-    os.chmod(tar, 0o644)
-    assert scratch.run("image", "load", tar).returncode == 0
+    load_oci_image(scratch, "localhost/notify:1", files, {"Env": ["PATH=/bin"]}, name="notify")
     toml = """
         [service.worker]
         image = "localhost/notify:1"
@@ -387,7 +369,7 @@ def test_notify_readiness_from_inside_the_container(scratch):
 def daemon_children(scratch):
     """(pid, state, argv) of every child of this test's daemon."""
     daemon = None
-    for pid, argv in all_processes():
+    for pid, _, _, argv in processes():
         try:
             exe = os.readlink(f"/proc/{pid}/exe")
         except OSError:
@@ -396,26 +378,7 @@ def daemon_children(scratch):
             daemon = pid
     if daemon is None:
         return None, []
-    children = []
-    for pid, argv in all_processes():
-        try:
-            stat = pathlib.Path(f"/proc/{pid}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rfind(")") + 2:].split()
-        if int(fields[1]) == daemon:
-            children.append((pid, fields[0], argv))
-    return daemon, children
-
-
-def all_processes():
-    for entry in pathlib.Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            yield int(entry.name), [a.decode(errors="replace") for a in argv if a]
+    return daemon, [(pid, state, argv) for pid, ppid, state, argv in processes() if ppid == daemon]
 
 
 def test_down_while_preparing_leaves_no_helper_behind(scratch, tmp_path):

@@ -17,7 +17,8 @@ import pytest
 import oci_build as ob
 from host_util import wait_until
 from ns_util import Scratch, as_user_argv, popen_as, run_as, user_env
-from image_util import Project
+from image_util import Project, processes
+from image_util import load_image as load_oci_image
 
 REF = "localhost/holder-test:1"
 
@@ -64,14 +65,7 @@ def load_image(scratch):
     files["owned/app"] = ob.File(b"a\n", uid=1000, gid=1000)
     files["owned/db"] = ob.File(b"d\n", mode=0o600, uid=999, gid=998)
     files["owned/nobody"] = ob.File(b"n\n", uid=65534, gid=65534)
-    layout = ob.Layout(scratch.dir / "layout")
-    image = layout.add_image(layers=[ob.Layer(files)], config={"Env": ["PATH=/bin"]})
-    layout.tag(REF, image)
-    tar = scratch.dir / "image.tar"
-    layout.to_tar(tar)
-    os.chmod(tar, 0o644)
-    r = scratch.run("image", "load", tar)
-    assert r.returncode == 0, r.stderr
+    load_oci_image(scratch, REF, files, {"Env": ["PATH=/bin"]})
 
 
 def subid_map(user, path, own_id):
@@ -103,20 +97,9 @@ def ppid_of(pid):
 
 def holders(scratch):
     """Live `--hold-userns` processes of this test's binaries."""
-    found = []
-    for entry in pathlib.Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        if b"--hold-userns" in cmdline and cmdline[0] in (
-                str(scratch.launch_bin).encode(), str(scratch.bin).encode()):
-            if state not in ("Z", "X"):
-                found.append(int(entry.name))
-    return found
+    ours = (str(scratch.launch_bin), str(scratch.bin))
+    return [pid for pid, _, state, argv in processes()
+            if "--hold-userns" in argv and argv[0] in ours and state not in ("Z", "X")]
 
 
 def wait_probe(project, name):
@@ -254,14 +237,9 @@ def test_holder_ends_when_its_pipe_closes(scratch):
         assert line == "ready\n", line + proc.stderr.read()
         # runuser may stay in between: find the holder itself.
         holder = proc.pid
-        for entry in pathlib.Path("/proc").iterdir():
-            if entry.name.isdigit():
-                try:
-                    cmd = (entry / "cmdline").read_bytes().split(b"\0")
-                except OSError:
-                    continue
-                if cmd[:2] == [str(scratch.launch_bin).encode(), b"--hold-userns"]:
-                    holder = int(entry.name)
+        for pid, _, _, argv in processes():
+            if argv[:2] == [str(scratch.launch_bin), "--hold-userns"]:
+                holder = pid
         assert parse_map(open(f"/proc/{holder}/uid_map").read()) == expected_uid
         assert os.readlink(f"/proc/{holder}/ns/user") != os.readlink("/proc/self/ns/user")
         assert os.readlink(f"/proc/{holder}/cwd") == "/"
