@@ -11,6 +11,8 @@ import subprocess
 import tempfile
 import threading
 
+import pytest
+
 import oci_build as ob
 from ns_util import as_user_argv, user_env
 
@@ -308,3 +310,16 @@ class GatedProxy:
                 except OSError:
                     pass
                 s.close()
+
+
+@pytest.fixture(params=["root", "rootless"])
+def home(request, locald_bin, test_user):
+    """A Home for root and for the unprivileged test user, in turn."""
+    user = None
+    if request.param == "rootless":
+        user = test_user
+    elif os.geteuid() != 0:
+        pytest.skip("the root variant needs root")
+    h = Home(locald_bin, user)
+    yield h
+    h.cleanup()

@@ -7,7 +7,6 @@ held, the bottom layer must already be applied. Both `locald image unpack`
 snapshots), as root and as the unprivileged user (whose apply runs in its user
 namespace, forked before the pull's threads)."""
 import glob
-import os
 import pathlib
 import shutil
 import tempfile
@@ -18,18 +17,7 @@ import pytest
 import oci_build as ob
 from registry_util import Registry
 from layers_util import SHELL_CONFIG, GatedProxy, Home, base_layer, chain_ids
-
-
-@pytest.fixture(params=["root", "rootless"])
-def home(request, locald_bin, test_user):
-    user = None
-    if request.param == "rootless":
-        user = test_user
-    elif os.geteuid() != 0:
-        pytest.skip("the root variant needs root")
-    h = Home(locald_bin, user)
-    yield h
-    h.cleanup()
+from layers_util import home  # noqa: F401 (the fixture)
 
 
 @pytest.fixture

@@ -10,10 +10,9 @@ import pathlib
 import shutil
 import tempfile
 
-import pytest
-
 import oci_build as ob
-from layers_util import SHELL_CONFIG, GatedProxy, Home, base_layer, chain_ids
+from layers_util import SHELL_CONFIG, GatedProxy, base_layer, chain_ids
+from layers_util import home  # noqa: F401 (the fixture)
 from registry_util import Registry
 
 BASE_REF = "localhost/prune-a:1"
@@ -32,18 +31,6 @@ def load(home, layout_dir, images):
     r = home.run("image", "load", tar)
     assert r.returncode == 0, r.stderr
     return built
-
-
-@pytest.fixture(params=["root", "rootless"])
-def home(request, locald_bin, test_user):
-    user = None
-    if request.param == "rootless":
-        user = test_user
-    elif os.geteuid() != 0:
-        pytest.skip("the root variant needs root")
-    h = Home(locald_bin, user)
-    yield h
-    h.cleanup()
 
 
 def run_ok(home, ref, *cmd):
