@@ -7,8 +7,19 @@ import pathlib
 import subprocess
 import textwrap
 
+import pytest
+
 import oci_build as ob
-from ns_util import run_as
+from ns_util import Scratch, run_as
+
+
+@pytest.fixture
+def scratch(locald_bin, test_user):
+    """A Scratch for the test user; its daemon is shut down afterwards."""
+    s = Scratch(locald_bin, test_user)
+    yield s
+    s.run("shutdown", timeout=90)
+    s.cleanup()
 
 
 class Project:

@@ -8,12 +8,11 @@ no writable layer behind. Images are built by oci_build and loaded with
 import os
 import subprocess
 
-import pytest
-
 import oci_build as ob
 from image_util import Project
 from image_util import load_image as load_oci_image
-from ns_util import Scratch, run_as
+from image_util import scratch  # noqa: F401 (the fixture)
+from ns_util import run_as
 
 REF = "localhost/envrun-test:1"
 APPLETS = ("sh", "cat", "echo", "env", "id", "pwd", "true", "ls", "kill", "touch", "grep",
@@ -45,14 +44,6 @@ def load_image(scratch):
     load_oci_image(scratch, REF, files,
                    {"Env": ["PATH=/bin", "FROM_IMAGE=image", "SHADOWED=image", "OVERRIDE=image"],
                     "Cmd": ["/bin/sh", "-c", "echo image default cmd"], "WorkingDir": "/"})
-
-
-@pytest.fixture
-def scratch(locald_bin, test_user):
-    s = Scratch(locald_bin, test_user)
-    yield s
-    s.run("shutdown", timeout=90)
-    s.cleanup()
 
 
 def env_lines(text):

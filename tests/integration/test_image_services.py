@@ -16,7 +16,7 @@ import oci_build as ob
 from host_util import wait_until
 from image_util import Project, processes
 from image_util import load_image as load_oci_image
-from ns_util import Scratch
+from image_util import scratch  # noqa: F401 (the fixture)
 
 REF = "localhost/svc-test:1"
 APPLETS = ("sh", "cat", "echo", "env", "sleep", "httpd", "id", "hostname", "mkdir", "kill",
@@ -30,14 +30,6 @@ def load_image(scratch):
     load_oci_image(scratch, REF, files,
                    {"Env": ["PATH=/bin", "FROM_IMAGE=image", "OVERRIDE=image", "PORT=1"],
                     "Cmd": ["/bin/sh", "-c", "echo image default cmd"], "WorkingDir": "/www"})
-
-
-@pytest.fixture
-def scratch(locald_bin, test_user):
-    s = Scratch(locald_bin, test_user)
-    yield s
-    s.run("shutdown", timeout=90)
-    s.cleanup()
 
 
 def layer_dirs(scratch):

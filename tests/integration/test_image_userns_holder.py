@@ -16,19 +16,13 @@ import pytest
 
 import oci_build as ob
 from host_util import wait_until
-from ns_util import Scratch, as_user_argv, popen_as, run_as, user_env
+from ns_util import as_user_argv, popen_as, run_as, user_env
 from image_util import Project, processes
 from image_util import load_image as load_oci_image
+from image_util import scratch  # noqa: F401 (the fixture)
 
 REF = "localhost/holder-test:1"
 
-
-@pytest.fixture
-def scratch(locald_bin, test_user):
-    s = Scratch(locald_bin, test_user)
-    yield s
-    s.run("shutdown", timeout=90)
-    s.cleanup()
 
 APPLETS = ("sh", "cat", "echo", "ls", "sleep", "id", "touch", "chown", "stat", "true")
 
