@@ -110,8 +110,8 @@ std::string format_id_map(const std::vector<IdMap>& map);
 bool map_to_host(const std::vector<IdMap>& map, uint32_t container_id, uint32_t* host_id);
 
 // Writes `mapping` for the process `pid`, which must have just created its user
-// namespace and not yet used it. Non-root with more than one id: newgidmap then
-// newuidmap (their stderr becomes the error message). Root, or a single mapping:
+// namespace and not yet used it. Non-root with more than one id: newgidmap and
+// newuidmap, side by side (their stderr becomes the error message). Root, or a single mapping:
 // /proc/PID/setgroups (deny, when asked) then gid_map then uid_map directly.
 Result<void> write_id_maps(pid_t pid, const IdMapping& mapping);
 

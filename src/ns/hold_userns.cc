@@ -87,7 +87,7 @@ base::Result<void> make_mapped_namespace(const base::IdMapping& mapping) {
         if (n != 1) {
             ::_exit(1);
         }
-        auto mapped = internal::write_container_id_maps(self, mapping);
+        auto mapped = base::write_id_maps(self, mapping);
         if (!mapped) {
             std::string text = mapped.error().to_string();
             (void)!::write(result_write.get(), text.data(), text.size());

@@ -306,7 +306,7 @@ base::Result<int> Launcher::run(const ContainerSpec& spec, const LaunchOptions& 
 
     // sync 1: map ids (newgidmap and newuidmap side by side) and place PID 1 in its cgroup.
     if (!joined_userns) {
-        if (auto mapped = internal::write_container_id_maps(pid, ctx.mapping); !mapped) {
+        if (auto mapped = base::write_id_maps(pid, ctx.mapping); !mapped) {
             return abort_child(mapped.release_error().context("mapping the container's ids"));
         }
     }

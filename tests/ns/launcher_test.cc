@@ -249,7 +249,7 @@ TEST(RootlessIdMaps, HelperFailuresNameTheMapAndTheHelpersWords) {
     if (mapping->single()) {
         GTEST_SKIP() << "this user has no subordinate range: no helper is used";
     }
-    auto written = internal::write_container_id_maps(1, *mapping);
+    auto written = base::write_id_maps(1, *mapping);
     ASSERT_FALSE(written);
     std::string message = written.error().to_string();
     EXPECT_NE(message.find("writing the gid map: `"), std::string::npos) << message;

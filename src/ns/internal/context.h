@@ -68,9 +68,6 @@ void send_error(int fd, std::string_view step, const base::Error& error);
 // Reads the channel to EOF: ok() if nothing came, else the child's error.
 base::Result<void> receive_error(int fd);
 
-// idmap.cc — parent side: newgidmap and newuidmap run concurrently (root or a
-// single mapping: direct /proc writes, as base::write_id_maps).
-base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& mapping);
 // Joins an existing user namespace (spec.user_namespace) after checking it is
 // one, owned by us, and a direct child of our own, then that its uid and gid
 // maps are exactly `mapping` (else an error: never run with other ids); the

@@ -1,23 +1,11 @@
-// ns/internal/idmap.cc — writing the container's id maps with both setuid
-// helpers running at the same time.
-//
-// `base::write_id_maps` runs newgidmap, waits, then runs newuidmap: for the
-// layer unpacker (once per image) that is fine, but on the launcher's start
-// path each helper is a setuid exec with its own dynamic loading (~0.8 ms
-// apiece here), the largest fixed cost after our own start. The two writes are
-// independent when a privileged helper outside the namespace does them: each
-// checks its own capability (CAP_SETGID / CAP_SETUID over the parent
-// namespace) and the kernel serialises map writes under one mutex. The
-// gid-before-uid order only matters for a process writing its *own* maps from
-// inside the namespace, which never happens here. So both are started, then
-// both awaited; the start path pays for one helper instead of two.
+// ns/internal/idmap.cc — joining a held user namespace, and checking that its
+// maps are exactly the container mapping (the id maps of a fresh namespace are
+// written by base::write_id_maps, with both setuid helpers side by side).
 #include <fcntl.h>
 #include <linux/nsfs.h>
 #include <sched.h>
-#include <spawn.h>
 #include <sys/ioctl.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -27,100 +15,9 @@
 
 #include "ns/internal/context.h"
 
-extern char** environ;
-
 namespace locald::ns::internal {
 
 namespace {
-
-constexpr size_t kMaxHelperOutput = 4096;
-
-struct Helper {
-    std::string name;  // "newgidmap"
-    std::string what;  // "the gid map"
-    std::vector<std::string> args;
-    pid_t pid = -1;
-    base::UniqueFd output;  // read end of its stdout+stderr
-};
-
-std::vector<std::string> helper_args(const std::string& path, pid_t target,
-                                     const std::vector<base::IdMap>& map) {
-    std::vector<std::string> args = {path, std::to_string(target)};
-    for (const auto& entry : map) {
-        args.push_back(std::to_string(entry.container_id));
-        args.push_back(std::to_string(entry.host_id));
-        args.push_back(std::to_string(entry.count));
-    }
-    return args;
-}
-
-base::Result<void> spawn(Helper& helper) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-        return base::errno_error("creating a pipe for `{}`", helper.args[0]);
-    }
-    helper.output = base::UniqueFd(fds[0]);
-    base::UniqueFd write_end(fds[1]);
-    std::vector<char*> argv;
-    for (auto& arg : helper.args) {
-        argv.push_back(arg.data());
-    }
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-    posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDERR_FILENO);
-    int rc =
-        ::posix_spawn(&helper.pid, helper.args[0].c_str(), &actions, nullptr, argv.data(), environ);
-    posix_spawn_file_actions_destroy(&actions);
-    if (rc != 0) {
-        helper.pid = -1;
-        return base::Error::from_errno(rc, fmt::format("running `{}`", helper.args[0]));
-    }
-    return base::ok();
-}
-
-// Drains the helper's output to EOF and reaps it. Output is tiny (an error
-// line at most), so draining one helper never blocks on the other.
-base::Result<void> finish(Helper& helper) {
-    std::string output;
-    char buf[512];
-    for (;;) {
-        ssize_t n = ::read(helper.output.get(), buf, sizeof buf);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        if (output.size() < kMaxHelperOutput) {
-            output.append(buf, static_cast<size_t>(n));
-        }
-    }
-    helper.output.reset();
-    int status = 0;
-    while (::waitpid(helper.pid, &status, 0) < 0) {
-        if (errno != EINTR) {
-            return base::errno_error("waiting for `{}`", helper.args[0]);
-        }
-    }
-    helper.pid = -1;
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
-        return base::ok();
-    }
-    while (!output.empty() && (output.back() == '\n' || output.back() == ' ')) {
-        output.pop_back();
-    }
-    if (output.empty()) {
-        output = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
-                                   : fmt::format("killed by signal {}", WTERMSIG(status));
-    }
-    std::string cmdline;
-    for (size_t i = 0; i < helper.args.size(); ++i) {
-        cmdline += (i ? " " : "") + helper.args[i];
-    }
-    return base::permission_denied("writing {}: `{}` failed: {}", helper.what, cmdline, output);
-}
 
 std::vector<base::IdMap> sorted(std::vector<base::IdMap> map) {
     std::sort(map.begin(), map.end(), [](const base::IdMap& a, const base::IdMap& b) {
@@ -181,36 +78,6 @@ base::Result<void> check_joined_map(const std::string& file, std::string_view wh
             ns_path, what, shown, wanted, what);
     }
     return base::ok();
-}
-
-base::Result<void> write_container_id_maps(pid_t pid, const base::IdMapping& mapping) {
-    if (::geteuid() == 0 || mapping.single() || mapping.uid_map.empty() ||
-        mapping.gid_map.empty()) {
-        // Root or a single self mapping: plain /proc writes, no helper.
-        return base::write_id_maps(pid, mapping);
-    }
-    Helper helpers[2];
-    helpers[0].name = "newgidmap";
-    helpers[0].what = "the gid map";
-    helpers[1].name = "newuidmap";
-    helpers[1].what = "the uid map";
-    const std::vector<base::IdMap>* maps[2] = {&mapping.gid_map, &mapping.uid_map};
-    for (int i = 0; i < 2; ++i) {
-        auto path = TRY(base::find_id_map_helper(helpers[i].name)
-                            .context(fmt::format("writing {}", helpers[i].what)));
-        helpers[i].args = helper_args(path, pid, *maps[i]);
-    }
-    TRY(spawn(helpers[0]));
-    if (auto started = spawn(helpers[1]); !started) {
-        (void)finish(helpers[0]);
-        return started.release_error();
-    }
-    auto gid = finish(helpers[0]);
-    auto uid = finish(helpers[1]);
-    if (!gid) {
-        return gid.release_error();
-    }
-    return uid;
 }
 
 base::Result<void> join_user_namespace(const std::string& path, const base::IdMapping& mapping) {
