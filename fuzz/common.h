@@ -1,0 +1,48 @@
+// fuzz/common.h — helpers shared by the harnesses: a private scratch
+// directory on tmpfs (wiped at exit) and memfd-backed files.
+#pragma once
+
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+
+#include "base/sys.h"
+#include "base/unique_fd.h"
+
+namespace locald_fuzz {
+
+// /dev/shm/locald-fuzz-<name>-<pid>, created once, removed at exit.
+inline const std::string& scratch_dir(const char* name) {
+    static std::string dir = [name] {
+        std::string path = std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") +
+                           "/locald-fuzz-" + name + "-" + std::to_string(getpid());
+        (void)locald::base::remove_all(path);
+        if (auto made = locald::base::mkdir_p(path, 0700); !made) {
+            fprintf(stderr, "scratch dir %s: %s\n", path.c_str(), made.error().message().c_str());
+            abort();
+        }
+        atexit([] { (void)locald::base::remove_all(scratch_dir(nullptr)); });
+        return path;
+    }();
+    return dir;
+}
+
+// An anonymous file holding `data`, positioned at 0.
+inline locald::base::UniqueFd memfd_with(std::string_view data) {
+    locald::base::UniqueFd fd(memfd_create("fuzz", MFD_CLOEXEC));
+    if (!fd) {
+        perror("memfd_create");
+        abort();
+    }
+    if (!data.empty() && !locald::base::write_all(fd.get(), data)) {
+        abort();
+    }
+    lseek(fd.get(), 0, SEEK_SET);
+    return fd;
+}
+
+}  // namespace locald_fuzz
