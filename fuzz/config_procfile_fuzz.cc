@@ -1,5 +1,7 @@
 // fuzz/config_procfile_fuzz.cc — Procfile parsing (config/procfile.h).
-// Errors must name the file.
+// Errors must name the file. The same bytes also go through the small value
+// grammars of locald.toml (durations, which must print back to themselves,
+// signals, memory sizes).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,7 +23,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         }
     }
     // The small value grammars of locald.toml on the same bytes.
-    (void)config::parse_duration(text);
+    if (auto duration = config::parse_duration(text)) {
+        // What `locald config` prints must read back as the same duration.
+        std::string printed = config::format_duration(*duration);
+        auto again = config::parse_duration(printed);
+        if (!again || *again != *duration) {
+            fprintf(stderr, "format_duration(%s) = %s does not parse back\n",
+                    std::string(text).c_str(), printed.c_str());
+            abort();
+        }
+    }
     (void)config::parse_signal(text);
     (void)config::parse_memory(text);
     return 0;

@@ -122,6 +122,25 @@ def layer_seeds():
             put("layer_fuzz", name, strip_padding(out))
 
 
+def layer_entries_seeds():
+    seeds = {
+        "basic": "d etc\nf etc/hostname -> box\nl bin -> usr/bin\nd usr/bin\nu usr/bin/sh -> #!\n"
+                 "h usr/bin/bash -> usr/bin/sh\np run/fifo\nc dev/null\ns run/sock\n",
+        "whiteouts": "f etc/.wh.passwd\nf usr/.wh..wh..opq\nf usr/lib/new -> n\nf .wh.var\nd var\n"
+                     "f a/.wh..wh.plnk\nf .wh..\nf x/.wh.\n",
+        "escapes": "f ../../outside/x -> e\nf lib/../../../y -> e\nf escape/z -> e\nl up -> ../..\n"
+                   "f up/outside/w -> e\nh link -> ../outside/canary\nh l2 -> escape/canary\n",
+        "replace": "f a -> 1\nd a\nf a/b -> 2\nl a -> /tmp\nf a/c -> 3\nD locked\nf locked/f -> x\n"
+                   "h locked/g -> locked/f\nf .wh.locked\nd locked\n",
+        "xattrs": "x f -> user.k=v\nx g -> security.capability=\x01\x00\x00\x03"
+                  + "\x00" * 20 + "\nx h -> trusted.overlay.opaque=y\nx i -> user.overlay.opaque=y\n",
+        "hardlinks": "h a -> b\nf b -> 1\nh c -> b\nh d -> c\nf .wh.b\nh e -> b\nh f -> /\nh g -> g\n"
+                     "d dir\nh h -> dir\nl s -> b\nh t -> s\n",
+    }
+    for name, text in seeds.items():
+        put("layer_entries_fuzz", name, text)
+
+
 EMPTY = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 D1 = "sha256:" + hashlib.sha256(b"1").hexdigest()
 
@@ -220,6 +239,7 @@ def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
     layer_seeds()
+    layer_entries_seeds()
     json_seeds()
     text_seeds()
 
