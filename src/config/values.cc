@@ -158,7 +158,9 @@ base::Result<Signal> parse_signal(std::string_view text) {
         if (rest.empty()) {
             return Signal{base_number, fmt::format("SIG{}", base_name)};
         }
-        if (rest[0] != (sign > 0 ? '+' : '-') || rest.size() < 2) {
+        // The offset is digits only: from_chars alone would take a second
+        // sign (`SIGRTMIN+-0`), and an unbounded offset would overflow.
+        if (rest[0] != (sign > 0 ? '+' : '-') || rest.size() < 2 || !is_digit(rest[1])) {
             return bad();
         }
         int offset = 0;
@@ -166,10 +168,12 @@ base::Result<Signal> parse_signal(std::string_view text) {
         if (ec != std::errc() || ptr != rest.data() + rest.size()) {
             return bad();
         }
-        int number = base_number + sign * offset;
-        if (number < SIGRTMIN || number > SIGRTMAX) {
-            return bad();
+        if (offset > SIGRTMAX - SIGRTMIN) {
+            return base::invalid_argument(
+                "unknown signal `{}` (real-time signals are SIG{}{}0 … SIG{}{}{})", text, base_name,
+                sign > 0 ? '+' : '-', base_name, sign > 0 ? '+' : '-', SIGRTMAX - SIGRTMIN);
         }
+        int number = base_number + sign * offset;
         return Signal{number, fmt::format("SIG{}{}{}", base_name, sign > 0 ? '+' : '-', offset)};
     };
     if (name.starts_with("RTMIN")) {

@@ -62,7 +62,11 @@ TEST(Signals, AcceptsNamesInAnySpelling) {
 
 TEST(Signals, RejectsUnknownNames) {
     for (const char* text : {"", "SIG", "SIGTERN", "15", "TERM ", "SIGRTMIN+99", "SIGRTMIN-1",
-                             "SIGRTMAX+1", "SIGRTMIN+", "SIGRTMIN+x"}) {
+                             "SIGRTMAX+1", "SIGRTMIN+", "SIGRTMIN+x",
+                             // Seen with fuzz/config_procfile_fuzz (UBSan): a second sign was
+                             // accepted, and large offsets overflowed `int` (UB).
+                             "SIGRTMIN+-0", "SIGRTMAX--0", "SIGRTMIN++1", "SIGRTMIN+2147483647",
+                             "SIGRTMAX--2147483648", "SIGRTMIN+99999999999"}) {
         auto signal = parse_signal(text);
         ASSERT_FALSE(signal.has_value()) << text;
         EXPECT_NE(signal.error().message().find("unknown signal"), std::string::npos);
