@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "daemon/internal/spawn_helper.h"
+#include "ns/launch_main.h"
 
 namespace locald::daemon {
 
@@ -74,7 +75,11 @@ base::Result<void> UsernsHolder::start(std::vector<std::string>* warnings) {
     }
     base::UniqueFd report_read(report[0]), report_write(report[1]);
 
-    const std::vector<std::string>& argv = m_argv;
+    // `--parent=<our pid>`: the holder arms its parent-death signal and then
+    // checks that its parent is still us (else we died first and it would
+    // never get the signal).
+    std::vector<std::string> argv = m_argv;
+    argv.push_back(fmt::format("{}{}", ns::kHoldUsernsParentFlag, ::getpid()));
     auto child = internal::spawn_helper(argv, control_read.get(), report_write.get());
     if (!child) {
         return child.release_error().context("starting the user namespace holder");

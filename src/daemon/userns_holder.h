@@ -3,7 +3,9 @@
 //
 // Contract: `path()` returns a path a launcher puts in spec.user_namespace,
 // starting the holder on first use: `locald-launch --hold-userns` (or
-// `locald __launch --hold-userns`), a direct child of the daemon that unshares
+// `locald __launch --hold-userns`; start() appends `--parent=<daemon pid>`,
+// which the holder checks once its PR_SET_PDEATHSIG is armed), a direct
+// child of the daemon that unshares
 // a user namespace, has it mapped with base::container_mapping() (the ids
 // images are unpacked with) and then only waits for EOF on a pipe only the
 // daemon writes to (and has PR_SET_PDEATHSIG), so it ends with the daemon.

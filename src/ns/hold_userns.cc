@@ -8,9 +8,10 @@
 // (docs/benchmarks/ns-start.md). Made once and joined by every container, it
 // costs nothing per start.
 //
-// Protocol with the parent (the daemon): stdin is a pipe whose write end only
-// the parent holds — its EOF (the parent died or let go) ends the holder, as
-// does PR_SET_PDEATHSIG; stdout carries `warning: …` lines, then exactly one
+// Protocol with the parent (the daemon): `--parent=PID` names it; stdin is a
+// pipe whose write end only the parent holds — its EOF (the parent died or
+// let go) ends the holder, as does PR_SET_PDEATHSIG (armed, then the parent
+// checked against PID); stdout carries `warning: …` lines, then exactly one
 // `ready` or `error: …` line, and is then closed. The holder unshares its own
 // user namespace (so the namespace's first member is the daemon's direct
 // child, which the daemon can open race-free before reaping), and a forked
@@ -132,12 +133,21 @@ base::Result<void> make_mapped_namespace(const base::IdMapping& mapping) {
 
 }  // namespace
 
-int hold_user_namespace_main() {
+int hold_user_namespace_main(pid_t expected_parent) {
     // Dies with the parent even if it never closes the pipe (the daemon sets
-    // this before exec too; a set-id-free exec keeps it). Then the parent may
-    // already be gone: init (or a subreaper) adopted us — nothing to hold for.
-    pid_t parent = ::getppid();
+    // this before exec too; a set-id-free exec keeps it). Armed first, then
+    // the parent checked: a parent that died before this line has already
+    // sent its (unarmed) death signal, so only the check can see it. Read
+    // before arming, a parent dying in between would go unnoticed and the
+    // holder would hold forever. `expected_parent` (the daemon passes its
+    // pid) also catches an adoption by a subreaper, whose pid is not 1.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    pid_t parent = ::getppid();
+    if (expected_parent > 0 && parent != expected_parent) {
+        return fail(base::failed_precondition(
+            "the parent (pid {}) exited before the holder started; now adopted by pid {}",
+            expected_parent, parent));
+    }
     if (parent == 1) {
         return 1;
     }

@@ -3,7 +3,9 @@
 
 #include <unistd.h>
 
+#include <charconv>
 #include <cstdio>
+#include <string_view>
 
 #include "base/exit_code.h"
 #include "base/json.h"
@@ -25,8 +27,22 @@ int report(const base::Error& error) {
 }  // namespace
 
 int launch_main(std::span<const std::string> args) {
-    if (args.size() == 1 && args[0] == kHoldUsernsFlag) {
-        return hold_user_namespace_main();
+    if (!args.empty() && args[0] == kHoldUsernsFlag) {
+        std::string_view prefix = kHoldUsernsParentFlag;
+        pid_t parent = 0;
+        if (args.size() == 2 && args[1].starts_with(prefix)) {
+            std::string_view digits = std::string_view(args[1]).substr(prefix.size());
+            auto [end, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), parent);
+            if (ec != std::errc() || end != digits.data() + digits.size() || parent <= 0) {
+                parent = 0;
+            }
+        }
+        if (args.size() > 2 || (args.size() == 2 && parent == 0)) {
+            std::fprintf(stderr, "locald: error: expected `%s [%sPID]`\n", kHoldUsernsFlag,
+                         kHoldUsernsParentFlag);
+            return 2;
+        }
+        return hold_user_namespace_main(parent);
     }
     if (args.size() != 1) {
         std::fprintf(stderr,

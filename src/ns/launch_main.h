@@ -16,6 +16,8 @@
 // (launch_command.cc): calling it does not link the launcher.
 #pragma once
 
+#include <sys/types.h>
+
 #include <span>
 #include <string>
 #include <vector>
@@ -29,13 +31,16 @@ inline constexpr const char* kLaunchExecutable = "locald-launch";
 
 int launch_main(std::span<const std::string> args);
 
-// `launch_main({"--hold-userns"})` (so `locald-launch --hold-userns`, or
-// `locald __launch --hold-userns`): hold one user namespace mapped with
-// base::container_mapping() until stdin reaches EOF — the daemon's holder
-// for spec.user_namespace (hold_userns.cc has the protocol). Returns the
-// exit code.
+// `launch_main({"--hold-userns"[, "--parent=PID"]})` (so `locald-launch
+// --hold-userns --parent=PID`, or `locald __launch --hold-userns …`): hold
+// one user namespace mapped with base::container_mapping() until stdin
+// reaches EOF or the parent dies — the daemon's holder for
+// spec.user_namespace (hold_userns.cc has the protocol). With PID (> 0) the
+// holder refuses to start unless its parent is that process once its
+// parent-death signal is armed. Returns the exit code.
 inline constexpr const char* kHoldUsernsFlag = "--hold-userns";
-int hold_user_namespace_main();
+inline constexpr const char* kHoldUsernsParentFlag = "--parent=";
+int hold_user_namespace_main(pid_t expected_parent);
 
 // `self_exe` defaults to the running executable (/proc/self/exe).
 std::vector<std::string> launch_command(const std::string& spec_path,
