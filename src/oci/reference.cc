@@ -267,7 +267,18 @@ std::string Reference::familiar() const {
         if (path.starts_with("library/") && path.find('/', 8) == std::string_view::npos) {
             path.remove_prefix(8);
         }
-        out = std::string(path);
+        // Docker drops `docker.io/` unconditionally, but a first component
+        // that looks like a registry (`a.b/c`, `localhost/x`) would then be
+        // read back as one: keep the domain so the short form names the
+        // same image.
+        auto slash = path.find('/');
+        std::string_view first = path.substr(0, slash);
+        if (slash != std::string_view::npos &&
+            (first.find_first_of(".:") != std::string_view::npos || first == "localhost")) {
+            out = name();
+        } else {
+            out = std::string(path);
+        }
     } else {
         out = name();
     }

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include <utility>
+
 namespace locald::oci {
 namespace {
 
@@ -54,6 +56,28 @@ TEST(Reference, ValidTable) {
         EXPECT_FALSE(ref->has_digest());
         EXPECT_EQ(ref->str(), c.canonical);
         EXPECT_EQ(ref->familiar(), c.familiar);
+    }
+}
+
+// Seen with fuzz/oci_text_fuzz: `docker.io/a.b/c` printed as `a.b/c:latest`,
+// which parses as the repository `c` on the registry `a.b`.
+TEST(Reference, FamiliarFormNamesTheSameImage) {
+    const std::pair<const char*, const char*> cases[] = {
+        {"docker.io/a.b/c", "docker.io/a.b/c:latest"},
+        {"docker.io/localhost/x:1", "docker.io/localhost/x:1"},
+        {"index.docker.io/a.b/c/d", "docker.io/a.b/c/d:latest"},
+        {"docker.io/a.b", "a.b:latest"},  // one component: always Docker Hub's library/
+        {"docker.io/ab/c", "ab/c:latest"},
+        {"a.b/c", "a.b/c:latest"},
+    };
+    for (const auto& [input, familiar] : cases) {
+        SCOPED_TRACE(input);
+        auto ref = Reference::parse(input);
+        ASSERT_TRUE(ref.has_value()) << ref.error().message();
+        EXPECT_EQ(ref->familiar(), familiar);
+        auto again = Reference::parse(ref->familiar());
+        ASSERT_TRUE(again.has_value()) << again.error().message();
+        EXPECT_EQ(again->str(), ref->str());
     }
 }
 
