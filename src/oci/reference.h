@@ -42,7 +42,9 @@ public:
     std::string name() const;
     // `docker.io/library/alpine:latest[@sha256:…]` (fully qualified).
     std::string str() const;
-    // Docker's short form: `alpine:latest`, `user/app:1`, `localhost:5000/x:y`.
+    // Docker's short form: `alpine:latest`, `user/app:1`, `localhost:5000/x:y`;
+    // keeps `docker.io/` when dropping it would change the registry
+    // (`docker.io/a.b/c`), so it always parses back to this reference.
     std::string familiar() const;
     // What to ask the registry for: the digest when present, else the tag.
     std::string manifest_reference() const;
