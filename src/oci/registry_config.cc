@@ -4,6 +4,8 @@
 
 #include <toml++/toml.h>
 
+#include <type_traits>
+
 #include "base/sys.h"
 
 namespace locald::oci {
@@ -43,6 +45,40 @@ Endpoint endpoint_for(std::string_view name, std::string_view prefix, std::strin
     return endpoint;
 }
 
+std::string_view type_name(toml::node_type type) {
+    switch (type) {
+        case toml::node_type::string:
+            return "a string";
+        case toml::node_type::boolean:
+            return "a boolean (true or false)";
+        case toml::node_type::integer:
+            return "an integer";
+        case toml::node_type::floating_point:
+            return "a number";
+        case toml::node_type::table:
+            return "a table";
+        case toml::node_type::array:
+            return "an array";
+        case toml::node_type::date:
+        case toml::node_type::time:
+        case toml::node_type::date_time:
+            return "a date/time";
+        case toml::node_type::none:
+            break;
+    }
+    return "nothing";
+}
+
+template <typename T>
+constexpr toml::node_type expected_type() {
+    if constexpr (std::is_same_v<T, bool>) {
+        return toml::node_type::boolean;
+    } else {
+        static_assert(std::is_same_v<T, std::string>);
+        return toml::node_type::string;
+    }
+}
+
 template <typename T>
 base::Result<std::optional<T>> optional_value(const toml::table& table, std::string_view key,
                                               std::string_view where) {
@@ -51,8 +87,10 @@ base::Result<std::optional<T>> optional_value(const toml::table& table, std::str
         return std::optional<T>();
     }
     auto value = node->value<T>();
-    if (!value) {
-        return base::invalid_argument("{}: `{}` has the wrong type", where, key);
+    if (!value || node->type() != expected_type<T>()) {
+        return base::invalid_argument("{}: `{}` must be {}, not {} (line {})", where, key,
+                                      type_name(expected_type<T>()), type_name(node->type()),
+                                      node->source().begin.line);
     }
     return std::optional<T>(*value);
 }

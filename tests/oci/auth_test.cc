@@ -302,6 +302,11 @@ TEST(RegistryConfigTest, WildcardOfflineAndErrors) {
         RegistryConfig::parse("[[registry]]\nprefix = \"x\"\ninsecure = \"yes\"\n", "/x");
     ASSERT_FALSE(bad_type);
     EXPECT_NE(bad_type.error().message().find("insecure"), std::string::npos);
+    // The error says what was expected, what was found, and where.
+    EXPECT_NE(bad_type.error().message().find("`insecure` must be a boolean (true or false), "
+                                              "not a string (line 3)"),
+              std::string::npos)
+        << bad_type.error().message();
     auto bad_mirror = RegistryConfig::parse(
         "[[registry]]\nprefix = \"x\"\n[[registry.mirror]]\nlocation = \"m\"\npull-from-mirror = "
         "\"sometimes\"\n",
