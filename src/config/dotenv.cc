@@ -47,6 +47,11 @@ std::string normalise(std::string_view text) {
 }
 
 constexpr int kMaxDefaultNesting = 16;
+// Linux passes at most MAX_ARG_STRLEN (32 pages) per `KEY=value` string to a
+// new process, so no longer value is usable. The cap matters for
+// interpolation: `B=$A$A$A…` on every line grows geometrically, and a few
+// hundred bytes of .env would otherwise ask for terabytes.
+constexpr size_t kMaxValueBytes = 128 * 1024;
 
 class Parser {
 public:
@@ -98,6 +103,12 @@ private:
 
     base::Error error(int line, std::string_view message) const {
         return base::invalid_argument("{}:{}: {}", m_file, line, message);
+    }
+
+    base::Error too_long(int line) const {
+        return error(line, fmt::format("the value is longer than {} bytes after interpolation "
+                                       "(the most one environment variable can pass to a process)",
+                                       kMaxValueBytes));
     }
 
     base::Result<void> parse_assignment() {
@@ -221,6 +232,10 @@ private:
         std::string out;
         size_t i = 0;
         while (i < raw.size()) {
+            // Every step appends at most one earlier value (itself capped).
+            if (out.size() > kMaxValueBytes) {
+                return too_long(line);
+            }
             char c = raw[i];
             if (escapes && c == '\\' && i + 1 < raw.size()) {
                 char next = raw[i + 1];
@@ -326,6 +341,9 @@ private:
             // A `$` before anything else is just a dollar sign.
             out.push_back(c);
             ++i;
+        }
+        if (out.size() > kMaxValueBytes) {
+            return too_long(line);
         }
         return out;
     }

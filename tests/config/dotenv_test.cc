@@ -110,6 +110,47 @@ TEST(Dotenv, LineNumbersFollowMultilineValues) {
     EXPECT_EQ((*entries)[2].origin, EnvOrigin::DotEnv);
 }
 
+// `B=$A$A…` on each line grows geometrically: before the cap, 419 bytes of
+// .env made fuzz/config_dotenv_fuzz ask for 15 TB. Values are capped at
+// what Linux can pass to a process in one environment string.
+TEST(Dotenv, InterpolationCannotGrowPastWhatExecAccepts) {
+    auto chain = [](std::string first, int lines) {
+        std::string text = "A=" + first + "\n";
+        std::string previous = "A";
+        for (int i = 0; i < lines; ++i) {
+            std::string key = "B" + std::to_string(i);
+            // Unquoted `$A…` and double-quoted `"${A}…"` alternate.
+            std::string quote = i % 2 == 0 ? "" : "\"";
+            text += key + "=" + quote;
+            for (int j = 0; j < 16; ++j) {
+                text += i % 2 == 0 ? "$" + previous : "${" + previous + "}";
+            }
+            text += quote + "\n";
+            previous = key;
+        }
+        return text;
+    };
+    // 16 * 8192 bytes: exactly the limit, accepted.
+    auto at_limit = parse_dotenv(chain(std::string(8192, 'x'), 1), kFile, {});
+    ASSERT_TRUE(at_limit.has_value()) << at_limit.error().message();
+    EXPECT_EQ(at_limit->back().value.size(), 128u * 1024);
+    // 16^5 bytes on line 5: refused, naming the line.
+    auto over = parse_dotenv(chain(std::string(16, 'x'), 4), kFile, {});
+    ASSERT_FALSE(over.has_value()) << "parsed a " << over->back().value.size() << "-byte value";
+    EXPECT_EQ(over.error().message().rfind("/p/.env:5: ", 0), 0u) << over.error().message();
+    EXPECT_NE(over.error().message().find("longer than 131072 bytes after interpolation"),
+              std::string::npos)
+        << over.error().message();
+    // The geometric bomb fails as fast (16^10 bytes if expanded).
+    auto bomb = parse_dotenv(chain(std::string(16, 'x'), 9), kFile, {});
+    ASSERT_FALSE(bomb.has_value());
+    // A default that expands past the limit is refused too.
+    auto nested =
+        parse_dotenv(chain(std::string(8192, 'x'), 1) + "C=${UNSET:-$B0$B0}\n", kFile, {});
+    ASSERT_FALSE(nested.has_value());
+    EXPECT_EQ(nested.error().message().rfind("/p/.env:3: ", 0), 0u) << nested.error().message();
+}
+
 TEST(Dotenv, OriginIsTheCallers) {
     auto entries = parse_dotenv("A=1\n", kFile, {}, EnvOrigin::EnvFile);
     ASSERT_TRUE(entries.has_value());
