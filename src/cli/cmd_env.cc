@@ -1,4 +1,5 @@
 // `locald env SERVICE [--explain] [PATH]`: the environment a service runs with.
+#include <algorithm>
 #include <cstdio>
 #include <cstdlib>
 #include <optional>
@@ -190,13 +191,33 @@ int run_env(std::span<const std::string> args) {
     }
     auto injected = config::injected_env(project.value(), *service, {}, "");
     auto env = config::service_env(project.value(), *service, environment, injected);
+    std::vector<std::string> unknown;
     if (auto running = daemon_env(project->name, service->name)) {
         env = std::move(*running);
+    } else {
+        // The ports `up` assigns are unknown here: a PORT from this shell or
+        // `.env` would be overridden at `up`, so showing it would be untrue.
+        unknown = config::unassigned_port_keys(project.value(), *service, {});
+        std::erase_if(env, [&](const config::EnvEntry& entry) {
+            return std::find(unknown.begin(), unknown.end(), entry.key) != unknown.end();
+        });
+    }
+    bool explain = parsed->has("explain");
+    if (!unknown.empty()) {
+        // On stderr: stdout stays `KEY=VALUE` lines a script may source.
+        std::string keys;
+        for (const auto& key : unknown) {
+            keys += fmt::format("{}{}", keys.empty() ? "" : ", ", key);
+        }
+        std::fprintf(stderr,
+                     "locald: note: %s: assigned by the daemon at `locald up`, so not shown "
+                     "(run `locald up` first to see them)\n",
+                     keys.c_str());
     }
     if (service->kind == config::ServiceKind::Image) {
-        return print_image_env(*service, env, parsed->has("explain"));
+        return print_image_env(*service, env, explain);
     }
-    std::string out = config::render_env(env, parsed->has("explain"));
+    std::string out = config::render_env(env, explain);
     std::fwrite(out.data(), 1, out.size(), stdout);
     return kExitOk;
 }

@@ -157,6 +157,15 @@ std::string port_variable(std::string_view service) {
     return out;
 }
 
+// PORT set by the service itself (its env_file or env) wins: the user asked
+// for it there. A project-wide `.env`/`[env]` PORT does not.
+bool sets_own_port(const ServiceSpec& service) {
+    return std::any_of(service.env.begin(), service.env.end(), [](const auto& e) {
+        return e.key == "PORT" &&
+               (e.origin == EnvOrigin::EnvFile || e.origin == EnvOrigin::ServiceEnv);
+    });
+}
+
 std::optional<std::uint16_t> port_of(const ServiceSpec& service,
                                      const std::map<std::string, std::uint16_t>& ports) {
     if (service.port.mode == PortSpec::Mode::None) {
@@ -180,13 +189,7 @@ std::vector<EnvEntry> injected_env(const ProjectSpec& project, const ServiceSpec
     auto add = [&](std::string key, std::string value) {
         out[key] = EnvEntry{key, std::move(value), EnvOrigin::Injected, {}};
     };
-    // PORT set by the service itself (its env_file or env) wins: the user
-    // asked for it there. A project-wide `.env`/`[env]` PORT does not.
-    bool service_sets_port = std::any_of(service.env.begin(), service.env.end(), [](const auto& e) {
-        return e.key == "PORT" &&
-               (e.origin == EnvOrigin::EnvFile || e.origin == EnvOrigin::ServiceEnv);
-    });
-    if (auto port = port_of(service, ports); port && !service_sets_port) {
+    if (auto port = port_of(service, ports); port && !sets_own_port(service)) {
         add("PORT", std::to_string(*port));
     }
     add("LOCALD_PROJECT", project.name);
@@ -204,6 +207,24 @@ std::vector<EnvEntry> injected_env(const ProjectSpec& project, const ServiceSpec
         result.push_back(std::move(entry));
     }
     return result;
+}
+
+std::vector<std::string> unassigned_port_keys(const ProjectSpec& project,
+                                              const ServiceSpec& service,
+                                              const std::map<std::string, std::uint16_t>& ports) {
+    auto unassigned = [&](const ServiceSpec& s) {
+        return s.port.mode == PortSpec::Mode::Auto && !ports.contains(s.name);
+    };
+    std::vector<std::string> keys;
+    if (unassigned(service) && !sets_own_port(service)) {
+        keys.push_back("PORT");
+    }
+    for (const auto& other : project.services) {
+        if (unassigned(other)) {
+            keys.push_back(port_variable(other.name));
+        }
+    }
+    return keys;
 }
 
 std::vector<EnvEntry> service_env(const ProjectSpec& project, const ServiceSpec& service,

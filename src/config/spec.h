@@ -267,6 +267,15 @@ std::vector<EnvEntry> injected_env(const ProjectSpec& project, const ServiceSpec
                                    const std::map<std::string, std::uint16_t>& ports,
                                    const std::string& notify_socket);
 
+// The variables `injected_env` sets from a port the daemon assigns at `up`
+// that `ports` does not hold (an auto port not yet known): PORT when `service`
+// has such a port and does not set PORT itself, and LOCALD_PORT_<NAME> of
+// every such service. Whatever the environment, `.env` or `[env]` says for
+// them is overridden at `up`, so a view without the daemon must not show it.
+std::vector<std::string> unassigned_port_keys(const ProjectSpec& project,
+                                              const ServiceSpec& service,
+                                              const std::map<std::string, std::uint16_t>& ports);
+
 // The full environment `service` runs with, in key order, with provenance:
 // `base_environment` (origin Environment) overridden by `service.env`,
 // overridden by `injected`.

@@ -284,3 +284,26 @@ def test_dotenv_interpolation_sees_the_client_environment(run_locald, tmp_path):
     result = run_locald("config", "--json", project, env={"HOME_DIR": "/h"}, check=True)
     env = json.loads(result.stdout)["services"]["web"]["env"]
     assert env == {"A": "/h/x", "B": "${HOME_DIR}", "C": "$(echo no)", "D": "dflt"}
+
+
+def test_env_leaves_out_ports_only_the_daemon_assigns(run_locald, tmp_path):
+    # Without the daemon the free port `up` assigns is unknown. A PORT from the
+    # shell, `.env` or `[env]` is overridden at `up`, so `env` must not show it
+    # as if the service got it (the same for LOCALD_PORT_<NAME> of auto ports).
+    project = write_project(tmp_path, {
+        "locald.toml": ("[env]\nLOCALD_PORT_API = \"1\"\n\n"
+                        "[service.web]\ncommand = \"serve\"\n\n"
+                        "[service.api]\ncommand = \"api\"\nport = 4567\n\n"
+                        "[service.own]\ncommand = \"own\"\nenv = { PORT = \"9999\" }\n"),
+        ".env": "PORT=1111\nLOCALD_PORT_WEB=2222\n",
+    })
+    result = run_locald("env", "web", project, env={"PORT": "3333"}, check=True)
+    lines = result.stdout.splitlines()
+    assert not [line for line in lines if line.startswith(("PORT=", "LOCALD_PORT_WEB=",
+                                                           "LOCALD_PORT_OWN="))]
+    assert "LOCALD_PORT_API=4567" in lines
+    assert ("locald: note: PORT, LOCALD_PORT_WEB, LOCALD_PORT_OWN: assigned by the daemon at "
+            "`locald up`") in result.stderr
+    # A service that sets PORT itself keeps it; a pinned port is known.
+    assert "PORT=9999" in run_locald("env", "own", project, check=True).stdout.splitlines()
+    assert "PORT=4567" in run_locald("env", "api", project, check=True).stdout.splitlines()
