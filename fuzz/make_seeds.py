@@ -224,6 +224,21 @@ def text_seeds():
         'offline = false\n[[registry]]\nprefix = "docker.io/library"\nlocation = "mirror.corp/lib"\n'
         'insecure = true\nblocked = false\n[[registry.mirror]]\nlocation = "127.0.0.1:5001/hub"\n'
         'insecure = true\npull-from-mirror = "digest-only"\n[[registry]]\nprefix = "*.example.com"\nblocked = true\n')
+    quick = os.path.join(HERE, "..", "examples", "quickstart")
+    with open(os.path.join(quick, "locald.toml")) as f, open(os.path.join(quick, ".env")) as g:
+        put("config_project_fuzz", "quickstart", f.read() + "\n====\n\n====\n" + g.read())
+    put("config_project_fuzz", "procfile-only",
+        "\n====\nweb: python -m http.server $PORT\nworker: ./work ${GREETING}\n====\nGREETING=hi\n")
+    put("config_project_fuzz", "toml-and-procfile",
+        '[project]\nname = "p"\n[env]\nA = 1\nB = true\n[service.web]\ncommand = ["x"]\n'
+        'env_file = [".env"]\ndepends_on = { db = "healthy", worker = "started" }\nport = 3000\n'
+        '[service.db]\nimage = "postgres:15"\nvolumes = ["pgdata:/var/lib/pg", "./init:/init:ro"]\n'
+        'resources = { memory = "512M", cpus = 1.5, pids = 512 }\nhealth_check = { exec = "pg_isready" }\n'
+        '\n====\nworker: ./work\nweb: ignored\n====\nexport A=2\nPORT=1\n')
+    with open(os.path.join(HERE, "..", "docs", "manual", "config.md")) as f:
+        full = f.read().split("```toml\n")[1].split("```")[0]
+    put("config_project_fuzz", "full", full.replace('env_file = [".env.web"]', 'env_file = [".env"]')
+        .replace('workdir = "frontend"', 'workdir = "."'))
     with open(os.path.join(HERE, "..", "examples", "quickstart", ".env")) as f:
         put("config_dotenv_fuzz", "quickstart.env", f.read())
     put("config_dotenv_fuzz", "dialect.env",
