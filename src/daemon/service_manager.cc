@@ -1,6 +1,5 @@
 #include "daemon/service_manager.h"
 
-#include <dirent.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -10,6 +9,8 @@
 #include <ctime>
 #include <string_view>
 #include <thread>
+
+#include <fmt/ranges.h>
 
 #include "base/log.h"
 #include "base/paths.h"
@@ -233,24 +234,6 @@ std::vector<pid_t> find_leftovers(const RunRecord& run) {
     return found;
 }
 
-void kill_cgroup_tree(const std::string& dir) {
-    auto procs = base::read_file(dir + "/cgroup.procs", 1u << 20);
-    if (procs) {
-        size_t start = 0;
-        while (start < procs->size()) {
-            size_t end = procs->find('\n', start);
-            if (end == std::string::npos) {
-                end = procs->size();
-            }
-            int pid = std::atoi(procs->substr(start, end - start).c_str());
-            if (pid > 0 && pid != ::getpid()) {
-                ::kill(pid, SIGKILL);
-            }
-            start = end + 1;
-        }
-    }
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- model
@@ -440,21 +423,23 @@ base::Result<void> ServiceManager::recover() {
             }
         }
     }
-    const std::string& own_parent = host::cgroup_support().parent;
+    const host::CgroupSupport& cgroups = host::cgroup_support();
+    const std::string& own_parent = cgroups.parent;
+    if (cgroups.version == host::CgroupSupport::Version::None) {
+        LOG_INFO("no writable cgroup: runs are tracked through /proc ({})", cgroups.why_not);
+    } else {
+        LOG_INFO("each run gets a cgroup under `{}`; controllers for limits: {}{}", own_parent,
+                 cgroups.controllers.empty()
+                     ? "none"
+                     : fmt::format("{}", fmt::join(cgroups.controllers, " ")),
+                 cgroups.controllers_why.empty() ? "" : " (" + cgroups.controllers_why + ")");
+    }
     if (!old.cgroup_parent.empty() && old.cgroup_parent != own_parent &&
         old.daemon_pid != ::getpid()) {
-        // The old daemon's per-run cgroups: whatever is in them is a leftover.
+        // The old daemon's per-run cgroups: whatever is in them is a leftover
+        // (its containers' cgroups below them too); they are removed with it.
         if (auto st = base::stat_path(old.cgroup_parent); st && S_ISDIR(st->st_mode)) {
-            kill_cgroup_tree(old.cgroup_parent);
-            if (DIR* dir = ::opendir(old.cgroup_parent.c_str())) {
-                while (dirent* entry = ::readdir(dir)) {
-                    std::string name = entry->d_name;
-                    if (name != "." && name != ".." && entry->d_type == DT_DIR) {
-                        kill_cgroup_tree(old.cgroup_parent + "/" + name);
-                    }
-                }
-                ::closedir(dir);
-            }
+            host::end_cgroup_tree(old.cgroup_parent);
         }
     }
     for (pid_t pid : victims) {
@@ -471,18 +456,6 @@ base::Result<void> ServiceManager::recover() {
     }
     if (!victims.empty()) {
         LOG_ERROR("{} leftover processes of the previous daemon did not exit", victims.size());
-    }
-    if (!old.cgroup_parent.empty() && old.cgroup_parent != own_parent) {
-        if (DIR* dir = ::opendir(old.cgroup_parent.c_str())) {
-            while (dirent* entry = ::readdir(dir)) {
-                std::string name = entry->d_name;
-                if (name != "." && name != ".." && entry->d_type == DT_DIR) {
-                    ::rmdir((old.cgroup_parent + "/" + name).c_str());
-                }
-            }
-            ::closedir(dir);
-            ::rmdir(old.cgroup_parent.c_str());
-        }
     }
 
     // The previous daemon's writable layers (its containers are gone now):

@@ -1,5 +1,7 @@
 #include "host/process_tree.h"
 
+#include "host/internal/cgroup_delegation.h"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -9,11 +11,15 @@
 #include <unistd.h>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 
 namespace locald::host {
@@ -47,6 +53,120 @@ std::string sanitize(std::string_view name) {
     }
     return out.substr(0, 64);
 }
+
+std::vector<std::string> words(const std::string& text) {
+    std::istringstream in(text);
+    std::vector<std::string> out;
+    std::string word;
+    while (in >> word) {
+        out.push_back(word);
+    }
+    return out;
+}
+
+bool contains(const std::vector<std::string>& list, const std::string& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
+}
+
+std::vector<pid_t> read_procs(const std::string& dir) {
+    std::vector<pid_t> pids;
+    std::istringstream in(read_small_file(dir + "/cgroup.procs"));
+    pid_t pid;
+    while (in >> pid) {
+        pids.push_back(pid);
+    }
+    return pids;
+}
+
+// Enables `controllers` in `dir`'s cgroup.subtree_control: one write (all
+// or nothing), then one per controller so that what can be enabled is.
+// Returns what failed ("" = nothing).
+std::string enable_in(const std::string& dir, const std::vector<std::string>& controllers) {
+    if (controllers.empty()) {
+        return "";
+    }
+    std::string all;
+    for (const auto& controller : controllers) {
+        all += (all.empty() ? "+" : " +") + controller;
+    }
+    if (write_small_file(dir + "/cgroup.subtree_control", all)) {
+        return "";
+    }
+    std::string why;
+    for (const auto& controller : controllers) {
+        if (!write_small_file(dir + "/cgroup.subtree_control", "+" + controller)) {
+            why += fmt::format("enabling {} in `{}/cgroup.subtree_control`: {}; ", controller, dir,
+                               std::strerror(errno));
+        }
+    }
+    return why;
+}
+
+}  // namespace
+
+// Makes `controllers` of our own cgroup `own` available to the run
+// cgroups under `parent` (`<own>/locald-<pid>`). cgroup v2 hands controllers
+// down one level at a time: a cgroup has a controller only when its parent
+// enables it in cgroup.subtree_control, and the kernel refuses that (EBUSY)
+// while processes live in the parent itself ("no internal processes"; the
+// root cgroup is exempt). So when we are alone in `own` — a systemd unit or
+// scope with Delegate=yes running only the daemon — we first move ourselves
+// into the leaf `<parent>/daemon`; when others share `own` (the shell that
+// started us), only what `own` already enables can be used.
+void delegate_controllers(const std::string& own, bool own_is_root, const std::string& parent,
+                          const std::vector<std::string>& controllers, CgroupSupport* support) {
+    auto available = words(read_small_file(own + "/cgroup.controllers"));
+    auto enabled = words(read_small_file(own + "/cgroup.subtree_control"));
+    std::vector<std::string> missing;
+    for (const auto& controller : controllers) {
+        if (contains(available, controller) && !contains(enabled, controller)) {
+            missing.push_back(controller);
+        }
+    }
+    std::string why;
+    if (!missing.empty() && !own_is_root) {
+        auto procs = read_procs(own);
+        if (procs.size() == 1 && procs[0] == ::getpid()) {
+            std::string leaf = parent + "/daemon";
+            if ((::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) ||
+                !write_small_file(leaf + "/cgroup.procs", std::to_string(::getpid()))) {
+                why += fmt::format("moving the daemon into `{}`: {}; ", leaf, std::strerror(errno));
+            }
+        } else {
+            why += fmt::format(
+                "other processes share the cgroup `{}` ({} of them), so it cannot "
+                "hand controllers down: start the daemon alone in a delegated "
+                "cgroup (`systemd-run --user -p Delegate=yes locald daemon`); ",
+                own, procs.size());
+        }
+    }
+    if (why.empty()) {
+        why += enable_in(own, missing);
+    }
+    auto parent_available = words(read_small_file(parent + "/cgroup.controllers"));
+    std::vector<std::string> hand_down;
+    for (const auto& controller : controllers) {
+        if (contains(parent_available, controller)) {
+            hand_down.push_back(controller);
+        }
+    }
+    why += enable_in(parent, hand_down);
+    auto parent_enabled = words(read_small_file(parent + "/cgroup.subtree_control"));
+    for (const auto& controller : controllers) {
+        if (contains(parent_enabled, controller)) {
+            support->controllers.push_back(controller);
+        } else if (!contains(available, controller)) {
+            why += fmt::format("{} is not delegated to `{}` (cgroup.controllers: `{}`); ",
+                               controller, own, fmt::join(available, " "));
+        }
+    }
+    if (!why.empty()) {
+        why.resize(why.size() - 2);
+    }
+    support->controllers_why = why;
+}
+
+namespace {
 
 // Tries to make `<dir>/locald-<pid>`; the directory run cgroups go into.
 bool try_parent(const std::string& dir, std::string* made, std::string* why) {
@@ -123,14 +243,33 @@ CgroupSupport probe_cgroups() {
             candidates.push_back(v2_mount + own_v2_path);
         }
         candidates.push_back(v2_mount);
+        // The first candidate that works, unless a later one (root: the top
+        // of the hierarchy) can also hand down more of the limit controllers.
+        std::optional<CgroupSupport> chosen;
         for (const auto& dir : candidates) {
             std::string made;
-            if (try_parent(dir, &made, &why)) {
-                support.version = CgroupSupport::Version::V2;
-                support.parent = made;
-                support.mount = v2_mount;
-                return support;
+            if (!try_parent(dir, &made, &why)) {
+                continue;
             }
+            CgroupSupport candidate;
+            candidate.version = CgroupSupport::Version::V2;
+            candidate.parent = made;
+            candidate.mount = v2_mount;
+            delegate_controllers(dir, dir == v2_mount, made, {"cpu", "memory", "pids"}, &candidate);
+            if (!chosen || candidate.controllers.size() > chosen->controllers.size()) {
+                if (chosen) {
+                    ::rmdir(chosen->parent.c_str());
+                }
+                chosen = std::move(candidate);
+            } else {
+                ::rmdir(made.c_str());
+            }
+            if (chosen->controllers_why.empty()) {
+                break;
+            }
+        }
+        if (chosen) {
+            return *chosen;
         }
     } else {
         why += "no cgroup2 mount; ";
@@ -154,51 +293,54 @@ CgroupSupport probe_cgroups() {
 
 std::atomic<uint64_t> g_tree_counter{0};
 
-std::vector<pid_t> read_procs(const std::string& dir) {
-    std::vector<pid_t> pids;
-    std::istringstream in(read_small_file(dir + "/cgroup.procs"));
-    pid_t pid;
-    while (in >> pid) {
-        pids.push_back(pid);
+// The cgroups below `dir` (depth first: children before their parent).
+void collect_child_cgroups(const std::string& dir, std::vector<std::string>* out) {
+    DIR* d = ::opendir(dir.c_str());
+    if (!d) {
+        return;
     }
-    return pids;
-}
-
-// Kills everything under `dir` (depth first) and removes the directories.
-size_t kill_cgroup_tree(const std::string& dir, bool v2) {
-    size_t killed = 0;
-    if (DIR* d = ::opendir(dir.c_str())) {
-        std::vector<std::string> children;
-        while (dirent* entry = ::readdir(d)) {
-            if (entry->d_type == DT_DIR && entry->d_name[0] != '.') {
-                children.push_back(dir + "/" + entry->d_name);
-            }
-        }
-        ::closedir(d);
-        for (const auto& child : children) {
-            killed += kill_cgroup_tree(child, v2);
+    std::vector<std::string> children;
+    while (dirent* entry = ::readdir(d)) {
+        if (entry->d_type == DT_DIR && entry->d_name[0] != '.') {
+            children.push_back(dir + "/" + entry->d_name);
         }
     }
-    for (int attempt = 0; attempt < 200; ++attempt) {
-        auto pids = read_procs(dir);
-        if (pids.empty()) {
-            break;
-        }
-        if (attempt == 0) {
-            killed += pids.size();
-        }
-        if (!(v2 && write_small_file(dir + "/cgroup.kill", "1"))) {
-            for (pid_t pid : pids) {
-                ::kill(pid, SIGKILL);
-            }
-        }
-        ::usleep(5000);
+    ::closedir(d);
+    for (const auto& child : children) {
+        collect_child_cgroups(child, out);
+        out->push_back(child);
     }
-    ::rmdir(dir.c_str());
-    return killed;
 }
 
 }  // namespace
+
+size_t end_cgroup_tree(const std::string& dir) {
+    const bool v2 = ::access((dir + "/cgroup.kill").c_str(), F_OK) == 0;
+    std::vector<std::string> dirs;
+    collect_child_cgroups(dir, &dirs);
+    dirs.push_back(dir);
+    size_t killed = 0;
+    for (const auto& cgroup : dirs) {
+        for (int attempt = 0; attempt < 200; ++attempt) {
+            auto pids = read_procs(cgroup);
+            std::erase(pids, ::getpid());  // a daemon's own leaf (never ourselves)
+            if (pids.empty()) {
+                break;
+            }
+            if (attempt == 0) {
+                killed += pids.size();
+            }
+            if (!(v2 && write_small_file(cgroup + "/cgroup.kill", "1"))) {
+                for (pid_t pid : pids) {
+                    ::kill(pid, SIGKILL);
+                }
+            }
+            ::usleep(5000);
+        }
+        ::rmdir(cgroup.c_str());
+    }
+    return killed;
+}
 
 base::Result<void> become_subreaper() {
     if (::prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0) {
@@ -252,7 +394,7 @@ size_t kill_stale_cgroups() {
     }
     ::closedir(d);
     for (const auto& dir : stale) {
-        killed += kill_cgroup_tree(dir, support.version == CgroupSupport::Version::V2);
+        killed += end_cgroup_tree(dir);
     }
     return killed;
 }
@@ -337,7 +479,14 @@ base::Result<std::unique_ptr<ProcessTree>> ProcessTree::create(std::string name,
 
 ProcessTree::~ProcessTree() {
     if (!m_cgroup_dir.empty()) {
-        ::rmdir(m_cgroup_dir.c_str());  // fails harmlessly when not empty
+        // A run may have subdivided its cgroup (a container launcher's leaf and
+        // its container's cgroup); empty ones go, busy ones fail harmlessly.
+        std::vector<std::string> dirs;
+        collect_child_cgroups(m_cgroup_dir, &dirs);
+        dirs.push_back(m_cgroup_dir);
+        for (const auto& dir : dirs) {
+            ::rmdir(dir.c_str());
+        }
     }
 }
 
@@ -355,11 +504,14 @@ void ProcessTree::set_leader(pid_t leader) {
 }
 
 std::vector<pid_t> ProcessTree::cgroup_members() {
-    std::vector<pid_t> pids;
-    std::istringstream in(read_small_file(cgroup_procs_path()));
-    pid_t pid;
-    while (in >> pid) {
-        pids.push_back(pid);
+    std::vector<pid_t> pids = read_procs(m_cgroup_dir);
+    // A run may have subdivided its cgroup (v2: a launcher moves itself into
+    // a leaf and its container into a limited child): those are the run's too.
+    std::vector<std::string> children;
+    collect_child_cgroups(m_cgroup_dir, &children);
+    for (const auto& child : children) {
+        auto more = read_procs(child);
+        pids.insert(pids.end(), more.begin(), more.end());
     }
     return pids;
 }
@@ -385,7 +537,7 @@ void ProcessTree::reap_cgroup_zombies() {
         std::istringstream lines(read_small_file(fmt::format("/proc/{}/cgroup", pid)));
         std::string line;
         while (std::getline(lines, line)) {
-            if (line.ends_with(suffix)) {
+            if (line.ends_with(suffix) || line.find(suffix + "/") != std::string::npos) {
                 ::waitpid(pid, nullptr, WNOHANG);
                 break;
             }

@@ -44,6 +44,11 @@ struct CgroupSupport {
     std::string parent;   // directory under which run cgroups are created
     std::string mount;    // mount point of that hierarchy (parent is below it)
     std::string why_not;  // when None: what was tried and why it failed
+    // v2: the limit controllers (cpu, memory, pids) enabled for the run
+    // cgroups under `parent`, so a run (a container launcher) can subdivide
+    // its cgroup with limits; and why any of them is missing ("" = none is).
+    std::vector<std::string> controllers;
+    std::string controllers_why;
 };
 // Probes (and creates `<parent>/locald-<pid>`), cached after the first call.
 const CgroupSupport& cgroup_support();
@@ -55,6 +60,11 @@ const CgroupSupport& cgroup_support();
 // Returns the number of processes killed. A no-op without cgroup support (the
 // daemon's own state file is then the only record of what ran).
 size_t kill_stale_cgroups();
+
+// SIGKILLs every process in the cgroup `dir` and the cgroups below it
+// (cgroup.kill on v2, else per pid; never the caller) and removes them, depth
+// first. Returns the number of processes killed.
+size_t end_cgroup_tree(const std::string& dir);
 
 enum class TrackMode { Auto, ScanOnly };
 

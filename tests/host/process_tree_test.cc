@@ -12,6 +12,7 @@
 
 #include "base/child.h"
 #include "host/pty.h"
+#include "support/real_cgroup.h"
 #include "test_util.h"
 
 namespace locald::host {
@@ -162,10 +163,12 @@ TEST(ProcessTreeCgroup, LeftoversOfADeadDaemonAreKilled) {
     std::string stale = fmt::format("{}/locald-{}", parent_dir, dead);
     ASSERT_EQ(::mkdir(stale.c_str(), 0755), 0) << stale;
     ASSERT_EQ(::mkdir((stale + "/web-1").c_str(), 0755), 0);
+    // In a container's cgroup below the run's, as a launcher makes one.
+    ASSERT_EQ(::mkdir((stale + "/web-1/locald-web-9").c_str(), 0755), 0);
     ExecPlan plan;
     plan.argv = {"/bin/sleep", "1000"};
     SpawnOptions options;
-    options.cgroup_procs_path = stale + "/web-1/cgroup.procs";
+    options.cgroup_procs_path = stale + "/web-1/locald-web-9/cgroup.procs";
     auto leftover = spawn_in_pty(plan, options);
     ASSERT_TRUE(leftover.has_value()) << leftover.error().to_string();
     // Our own run cgroups are not touched.
@@ -180,6 +183,39 @@ TEST(ProcessTreeCgroup, LeftoversOfADeadDaemonAreKilled) {
     EXPECT_NE(::stat(stale.c_str(), &st), 0);
     EXPECT_TRUE(testing::process_alive(mine.child.pid));
     kill_and_wait_empty(mine);
+}
+
+TEST(ProcessTreeCgroup, ASubdividedRunIsStillOneRun) {
+    // A container launcher moves itself into a leaf of its run cgroup and
+    // puts its container in a limited child beside it (cgroup v2): both are
+    // still the run's, ended with it, and their cgroups go with the run's.
+    const auto& support = cgroup_support();
+    if (support.version != CgroupSupport::Version::V2) {
+        GTEST_SKIP() << "needs cgroup v2 run cgroups: " << support.why_not;
+    }
+    TrackedRun run = start(TrackMode::Auto, {"/bin/sleep", "1000"});
+    const std::string dir = run.tree->cgroup_dir();
+    const std::string leaf = dir + "/locald-launch-1";
+    const std::string container = dir + "/locald-web-1";
+    ASSERT_EQ(::mkdir(leaf.c_str(), 0755), 0);
+    ASSERT_EQ(::mkdir(container.c_str(), 0755), 0);
+    ASSERT_TRUE(test::write_text(leaf + "/cgroup.procs", std::to_string(run.child.pid)));
+    ExecPlan plan;
+    plan.argv = {"/bin/sleep", "1000"};
+    SpawnOptions options;
+    options.cgroup_procs_path = container + "/cgroup.procs";
+    auto payload = spawn_in_pty(plan, options);
+    ASSERT_TRUE(payload.has_value()) << payload.error().to_string();
+
+    auto members = run.tree->refresh();
+    EXPECT_TRUE(contains(members, run.child.pid));
+    EXPECT_TRUE(contains(members, payload->pid));
+    kill_and_wait_empty(run);
+    // Killed, and reaped by the tree (it is our child and in the run).
+    EXPECT_TRUE(testing::wait_until([&] { return testing::process_gone(payload->pid); }));
+    run.tree.reset();
+    struct stat st {};
+    EXPECT_NE(::stat(dir.c_str(), &st), 0) << dir << " is left behind";
 }
 
 TEST(ProcessTreeCgroup, ReportsWhatThisMachineAllows) {

@@ -234,7 +234,7 @@ TEST_F(RootlessLauncher, LimitsWithoutACgroupWarnOnce) {
     if (support.v2_writable && !support.v2_controllers.empty()) {
         GTEST_SKIP() << "this machine delegates cgroup v2: no warning expected";
     }
-    EXPECT_NE(m_warnings.find("resource limits are not applied"), std::string::npos) << m_warnings;
+    EXPECT_NE(m_warnings.find("pids limit (64) is not applied"), std::string::npos) << m_warnings;
 }
 
 // The id-map helpers run side by side; a failure of either is reported with

@@ -97,39 +97,29 @@ std::string unique_name(const ContainerSpec& spec) {
     return fmt::format("locald-{}{}{}", name, name.empty() ? "" : "-", ::getpid());
 }
 
-bool has_all(const std::vector<std::string>& have, const std::vector<std::string>& need) {
-    return std::all_of(need.begin(), need.end(), [&](const std::string& c) {
-        return std::find(have.begin(), have.end(), c) != have.end();
-    });
+bool has(const std::vector<std::string>& list, const std::string& item) {
+    return std::find(list.begin(), list.end(), item) != list.end();
 }
 
-// Creates `parent/name` with the limits. The controllers must be available
-// in `parent` (cgroup.controllers); missing ones are enabled in its
-// cgroup.subtree_control, which the kernel refuses (EBUSY) while processes
-// live in `parent` itself (no internal processes) — that is why a daemon
-// hands its containers a parent of their own.
+// The limit a controller carries, for messages ("memory limit (64 MiB)").
+std::string describe_limit(const std::string& controller, const Resources& res) {
+    if (controller == "memory") {
+        int64_t bytes = *res.memory_bytes;
+        return bytes % (1 << 20) == 0 ? fmt::format("memory limit ({} MiB)", bytes >> 20)
+                                      : fmt::format("memory limit ({} bytes)", bytes);
+    }
+    if (controller == "cpu") {
+        return fmt::format("cpu limit ({} CPUs)", *res.cpus);
+    }
+    return fmt::format("pids limit ({})", *res.pids);
+}
+
+// Creates `parent/name` with the limits of `controllers` (each available in
+// `parent`'s cgroup.controllers).
 base::Result<std::string> create_v2_cgroup(const std::string& parent, const std::string& name,
-                                           const std::vector<std::string>& need,
-                                           const Resources& res) {
-    auto available = words(read_small(parent + "/cgroup.controllers"));
-    for (const auto& controller : need) {
-        if (std::find(available.begin(), available.end(), controller) == available.end()) {
-            return base::failed_precondition(
-                "the {} controller is not available in the cgroup `{}` (cgroup.controllers: "
-                "`{}`)",
-                controller, parent, fmt::join(available, " "));
-        }
-    }
-    auto enabled = words(read_small(parent + "/cgroup.subtree_control"));
-    std::string enable;
-    for (const auto& controller : need) {
-        if (std::find(enabled.begin(), enabled.end(), controller) == enabled.end()) {
-            enable += (enable.empty() ? "+" : " +") + controller;
-        }
-    }
-    if (!enable.empty() && !write_value(parent + "/cgroup.subtree_control", enable)) {
-        return base::errno_error("enabling `{}` in `{}/cgroup.subtree_control`", enable, parent);
-    }
+                                           const std::vector<std::string>& controllers,
+                                           const Resources& res, bool may_move_self) {
+    TRY(enable_controllers(parent, controllers, may_move_self));
     std::string dir = parent + "/" + name;
     if (::mkdir(dir.c_str(), 0755) != 0) {
         return base::errno_error("creating the cgroup `{}`", dir);
@@ -139,24 +129,97 @@ base::Result<std::string> create_v2_cgroup(const std::string& parent, const std:
         ::rmdir(dir.c_str());
         return error;
     };
-    if (res.memory_bytes) {
+    if (has(controllers, "memory")) {
         if (!write_value(dir + "/memory.max", std::to_string(*res.memory_bytes))) {
             return fail("memory.max");
         }
         // Best effort: without swap accounting the file does not exist.
         write_value(dir + "/memory.swap.max", "0");
     }
-    if (res.cpus && !write_value(dir + "/cpu.max",
-                                 fmt::format("{} 100000", std::llround(*res.cpus * 100000)))) {
+    if (has(controllers, "cpu") &&
+        !write_value(dir + "/cpu.max",
+                     fmt::format("{} 100000", std::llround(*res.cpus * 100000)))) {
         return fail("cpu.max");
     }
-    if (res.pids && !write_value(dir + "/pids.max", std::to_string(*res.pids))) {
+    if (has(controllers, "pids") && !write_value(dir + "/pids.max", std::to_string(*res.pids))) {
         return fail("pids.max");
     }
     return dir;
 }
 
+// Root on a host whose controllers are bound to cgroup v1: one cgroup per
+// controller under `<controller>/locald/`.
+base::Result<void> create_v1_cgroups(const CgroupHost& host, const std::string& name,
+                                     const std::vector<std::string>& controllers,
+                                     const Resources& res, CgroupPlan* plan) {
+    for (const auto& controller : controllers) {
+        std::string parent = host.fs_root + "/" + controller + "/locald";
+        ::mkdir(parent.c_str(), 0755);
+        std::string dir = parent + "/" + name;
+        if (::mkdir(dir.c_str(), 0755) != 0) {
+            return base::errno_error("creating the cgroup `{}`", dir);
+        }
+        plan->v1_dirs.push_back(dir);
+        bool ok = true;
+        if (controller == "memory") {
+            ok = write_value(dir + "/memory.limit_in_bytes", std::to_string(*res.memory_bytes));
+            // Without a memsw limit the payload could swap past the limit.
+            write_value(dir + "/memory.memsw.limit_in_bytes", std::to_string(*res.memory_bytes));
+            plan->memory_events = dir + "/memory.oom_control";
+        } else if (controller == "cpu") {
+            ok = write_value(dir + "/cpu.cfs_period_us", "100000") &&
+                 write_value(dir + "/cpu.cfs_quota_us",
+                             std::to_string(std::llround(*res.cpus * 100000)));
+        } else if (controller == "pids") {
+            ok = write_value(dir + "/pids.max", std::to_string(*res.pids));
+        }
+        if (!ok) {
+            return base::errno_error("writing the {} limit in `{}`", controller, dir);
+        }
+    }
+    return base::ok();
+}
+
 }  // namespace
+
+// Enables `controllers` in `parent`'s cgroup.subtree_control. The kernel
+// refuses (EBUSY) while processes live in `parent` itself. When `parent` is
+// our own cgroup and we are alone in it — the run cgroup the daemon started
+// us in — we move into the leaf `<parent>/locald-launch-<pid>` first, as the
+// daemon does in its own cgroup: the container's cgroup then sits beside us.
+base::Result<void> enable_controllers(const std::string& parent,
+                                      const std::vector<std::string>& controllers,
+                                      bool may_move_self) {
+    auto enabled = words(read_small(parent + "/cgroup.subtree_control"));
+    std::string enable;
+    for (const auto& controller : controllers) {
+        if (!has(enabled, controller)) {
+            enable += (enable.empty() ? "+" : " +") + controller;
+        }
+    }
+    if (enable.empty() || write_value(parent + "/cgroup.subtree_control", enable)) {
+        return base::ok();
+    }
+    int error = errno;
+    auto procs = words(read_small(parent + "/cgroup.procs"));
+    if (error == EBUSY && may_move_self && procs.size() == 1 &&
+        procs[0] == std::to_string(::getpid())) {
+        std::string leaf = fmt::format("{}/locald-launch-{}", parent, ::getpid());
+        if (::mkdir(leaf.c_str(), 0755) != 0 && errno != EEXIST) {
+            return base::errno_error("creating the cgroup `{}`", leaf);
+        }
+        if (!write_value(leaf + "/cgroup.procs", std::to_string(::getpid()))) {
+            return base::errno_error("moving the launcher into `{}`", leaf);
+        }
+        if (write_value(parent + "/cgroup.subtree_control", enable)) {
+            return base::ok();
+        }
+        error = errno;
+    }
+    errno = error;
+    return base::errno_error("enabling `{}` in `{}/cgroup.subtree_control`{}", enable, parent,
+                             error == EBUSY ? " (other processes live in that cgroup)" : "");
+}
 
 CgroupHost system_cgroup_host() {
     CgroupHost host;
@@ -178,9 +241,19 @@ CgroupSupport probe_cgroups(const CgroupHost& host) {
             ::access((support.v2_own_dir + "/cgroup.subtree_control").c_str(), W_OK) == 0;
     }
     support.v1_usable = v1 && host.is_root;
-    if (support.v2_writable && has_all(support.v2_controllers, {"memory", "pids"})) {
-        support.explanation =
-            fmt::format("cgroup v2 subtree `{}` is delegated to you", support.v2_own_dir);
+    std::vector<std::string> limit_controllers;
+    for (const char* controller : {"cpu", "memory", "pids"}) {
+        if (has(support.v2_controllers, controller)) {
+            limit_controllers.push_back(controller);
+        }
+    }
+    if (support.v2_writable && !limit_controllers.empty()) {
+        support.explanation = fmt::format("cgroup v2 subtree `{}` is delegated to you with {}",
+                                          support.v2_own_dir, fmt::join(limit_controllers, " "));
+        if (limit_controllers.size() < 3) {
+            support.explanation +=
+                " (the other limits need Delegate=memory pids cpu in user@.service)";
+        }
     } else if (support.v1_usable) {
         support.explanation = "running as root on cgroup v1: the v1 controllers are used";
     } else if (v1 && support.version != "v2") {
@@ -204,73 +277,87 @@ CgroupPlan prepare_cgroup(const ContainerSpec& spec, const CgroupHost& host) {
     if (!spec.resources.any()) {
         return plan;
     }
-    auto need = needed_controllers(spec.resources);
-    CgroupSupport support = probe_cgroups(host);
     const Resources& res = spec.resources;
+    CgroupSupport support = probe_cgroups(host);
     std::string name = unique_name(spec);
 
-    // v2: under the parent the caller was delegated, else our own cgroup when
-    // it is ours to subdivide.
+    // Each limit where this host can apply it: v2 under the parent the caller
+    // was delegated (else our own cgroup when it is ours to subdivide), then
+    // v1 as root; what is left is named in one warning.
     std::string v2_parent = !res.cgroup_parent.empty()
                                 ? res.cgroup_parent
                                 : (support.v2_writable ? support.v2_own_dir : std::string());
-    std::string v2_failure;
-    if (!v2_parent.empty()) {
-        auto dir = create_v2_cgroup(v2_parent, name, need, res);
+    auto v2_available = v2_parent.empty() ? std::vector<std::string>()
+                                          : words(read_small(v2_parent + "/cgroup.controllers"));
+    auto v1_available = [&](const std::string& controller) {
+        return support.v1_usable && exists(host.fs_root + "/" + controller + "/cgroup.procs");
+    };
+    std::vector<std::string> v2_set, v1_set;
+    std::vector<std::pair<std::string, std::string>> dropped;  // controller, why
+    for (const auto& controller : needed_controllers(res)) {
+        if (has(v2_available, controller)) {
+            v2_set.push_back(controller);
+        } else if (v1_available(controller)) {
+            v1_set.push_back(controller);
+        } else if (v2_parent.empty()) {
+            dropped.emplace_back(controller, support.explanation);
+        } else {
+            dropped.emplace_back(
+                controller,
+                fmt::format("the {} controller is not available in the cgroup `{}` "
+                            "(cgroup.controllers: `{}`){}",
+                            controller, v2_parent, fmt::join(v2_available, " "),
+                            support.version == "hybrid" && !host.is_root
+                                ? "; this host binds it to cgroup v1, which only root can use"
+                                : "; Fix: delegate it (systemd: Delegate=memory pids cpu in "
+                                  "user@.service) and run locald in that delegated cgroup"));
+        }
+    }
+    if (!v2_set.empty()) {
+        bool own = v2_parent == support.v2_own_dir;
+        auto dir = create_v2_cgroup(v2_parent, name, v2_set, res, own);
         if (dir) {
-            plan.kind = CgroupPlan::Kind::V2;
             plan.v2_dir = *dir;
-            plan.memory_dir = *dir;
-            return plan;
+            if (has(v2_set, "memory")) {
+                plan.memory_events = *dir + "/memory.events";
+            }
+        } else {
+            for (const auto& controller : v2_set) {
+                if (v1_available(controller)) {
+                    v1_set.push_back(controller);
+                } else {
+                    dropped.emplace_back(controller, dir.error().to_string());
+                }
+            }
         }
-        v2_failure = dir.error().to_string();
     }
-    if (support.v1_usable) {
-        bool ok = true;
-        for (const auto& controller : need) {
-            std::string base = host.fs_root + "/" + controller;
-            if (!exists(base + "/cgroup.procs")) {
-                ok = false;
-                break;
+    if (!v1_set.empty()) {
+        if (auto made = create_v1_cgroups(host, name, v1_set, res, &plan); !made) {
+            for (const auto& dir : plan.v1_dirs) {
+                ::rmdir(dir.c_str());
             }
-            std::string parent = base + "/locald";
-            ::mkdir(parent.c_str(), 0755);
-            std::string dir = parent + "/" + name;
-            if (::mkdir(dir.c_str(), 0755) != 0) {
-                ok = false;
-                break;
+            plan.v1_dirs.clear();
+            if (plan.memory_events.ends_with("memory.oom_control")) {
+                plan.memory_events.clear();
             }
-            plan.v1_dirs.push_back(dir);
-            if (controller == "memory") {
-                ok &=
-                    write_value(dir + "/memory.limit_in_bytes", std::to_string(*res.memory_bytes));
-                // Without a memsw limit the payload could swap past the limit.
-                write_value(dir + "/memory.memsw.limit_in_bytes",
-                            std::to_string(*res.memory_bytes));
-                plan.memory_dir = dir;
-            } else if (controller == "cpu") {
-                ok &= write_value(dir + "/cpu.cfs_period_us", "100000");
-                ok &= write_value(dir + "/cpu.cfs_quota_us",
-                                  std::to_string(std::llround(*res.cpus * 100000)));
-            } else if (controller == "pids") {
-                ok &= write_value(dir + "/pids.max", std::to_string(*res.pids));
+            for (const auto& controller : v1_set) {
+                dropped.emplace_back(controller, made.error().to_string());
             }
         }
-        if (ok) {
-            plan.kind = CgroupPlan::Kind::V1;
-            return plan;
-        }
-        destroy_cgroup(plan);
-        plan = CgroupPlan();
     }
-    plan.warning = fmt::format("resource limits are not applied: {} (see `locald doctor`)",
-                               !res.cgroup_parent.empty() ? v2_failure : support.explanation);
+    for (const auto& [controller, why] : dropped) {
+        plan.warning += fmt::format("{}{} is not applied: {}", plan.warning.empty() ? "" : "; ",
+                                    describe_limit(controller, res), why);
+    }
+    if (!plan.warning.empty()) {
+        plan.warning += " (see `locald doctor`)";
+    }
     return plan;
 }
 
 base::Result<void> join_cgroup(const CgroupPlan& plan, pid_t pid) {
     std::string value = std::to_string(pid);
-    if (plan.kind == CgroupPlan::Kind::V2) {
+    if (!plan.v2_dir.empty()) {
         if (!write_value(plan.v2_dir + "/cgroup.procs", value)) {
             return base::errno_error("moving the container into `{}`", plan.v2_dir);
         }
@@ -284,11 +371,11 @@ base::Result<void> join_cgroup(const CgroupPlan& plan, pid_t pid) {
 }
 
 bool cgroup_oom_killed(const CgroupPlan& plan) {
-    if (plan.memory_dir.empty()) {
+    if (plan.memory_events.empty()) {
         return false;
     }
-    std::string file = plan.kind == CgroupPlan::Kind::V2 ? "/memory.events" : "/memory.oom_control";
-    std::istringstream in(read_small(plan.memory_dir + file));
+    // memory.events (v2) and memory.oom_control (v1) both count "oom_kill N".
+    std::istringstream in(read_small(plan.memory_events));
     std::string key;
     long long value = 0;
     while (in >> key >> value) {

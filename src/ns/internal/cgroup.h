@@ -1,8 +1,9 @@
 // ns/internal/cgroup.h — resource limits for one container (parent side).
 //
-// Order of preference: a delegated cgroup v2 subtree we can write (memory,
-// cpu, pids); as root on a v1 host, the v1 controllers; otherwise no limits
-// and one warning. Only used when the spec asks for a limit.
+// Order of preference, per limit: a delegated cgroup v2 subtree we can write
+// (memory, cpu, pids); as root on a v1 host, the v1 controllers; otherwise
+// that limit is not applied, and one warning names it and why. Only used when
+// the spec asks for a limit.
 #pragma once
 
 #include <sys/types.h>
@@ -15,13 +16,13 @@
 
 namespace locald::ns::internal {
 
+// Each limit goes where the host can apply it (v2 first, v1 as root), so one
+// container may have both a v2 cgroup and v1 ones.
 struct CgroupPlan {
-    enum class Kind { None, V2, V1 };
-    Kind kind = Kind::None;
-    std::string v2_dir;                // the container's cgroup (v2)
+    std::string v2_dir;                // the container's cgroup (v2), "" = none
     std::vector<std::string> v1_dirs;  // one per controller (v1)
-    std::string memory_dir;            // where memory.events / oom_control live
-    std::string warning;               // set when limits were asked for but cannot apply
+    std::string memory_events;         // memory.events (v2) / memory.oom_control (v1), if limited
+    std::string warning;               // names each limit asked for that cannot apply, and why
 };
 
 // What this host offers for `uid` (also used by `locald doctor`).
@@ -46,6 +47,13 @@ CgroupSupport probe_cgroups(const CgroupHost& host = system_cgroup_host());
 
 // Creates the container's cgroup and writes the limits (no process in it yet).
 CgroupPlan prepare_cgroup(const ContainerSpec& spec, const CgroupHost& host = system_cgroup_host());
+// Enables `controllers` in `parent`'s cgroup.subtree_control. When the
+// kernel refuses because processes live in `parent` (EBUSY), `may_move_self`
+// and the caller is alone there, the caller first moves into the leaf
+// `<parent>/locald-launch-<pid>`.
+base::Result<void> enable_controllers(const std::string& parent,
+                                      const std::vector<std::string>& controllers,
+                                      bool may_move_self);
 // Moves `pid` into the cgroup (before it runs anything of the payload).
 base::Result<void> join_cgroup(const CgroupPlan& plan, pid_t pid);
 // True when the kernel's OOM killer killed something in the cgroup.
