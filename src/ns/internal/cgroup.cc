@@ -265,8 +265,10 @@ CgroupSupport probe_cgroups(const CgroupHost& host) {
     } else {
         support.explanation = fmt::format(
             "your cgroup `{}` is not delegated to you (or lacks memory/pids controllers): "
-            "limits are ignored. Fix: run under a systemd user session with "
-            "Delegate=memory pids cpu (systemd-run --user --scope -p Delegate=yes …)",
+            "limits are ignored. Fix: run in a delegated cgroup — `systemd-run --user "
+            "--scope -p Delegate=yes locald container run …` for one container, `systemd-run "
+            "--user -p Delegate=yes locald daemon` for image services (user@.service needs "
+            "Delegate=memory pids cpu)",
             support.v2_own_dir);
     }
     return support;
