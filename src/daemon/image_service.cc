@@ -312,6 +312,7 @@ base::Result<std::unique_ptr<InternalCommand>> InternalCommand::start(base::Even
         return child.release_error();
     }
     command->m_child = child.release_value();
+    command->m_group = command->m_child.pid();
     write_end.reset();
     ::fcntl(read_end.get(), F_SETFL, ::fcntl(read_end.get(), F_GETFL) | O_NONBLOCK);
     command->m_out = std::move(read_end);
@@ -321,6 +322,14 @@ base::Result<std::unique_ptr<InternalCommand>> InternalCommand::start(base::Even
     command->m_exit_watch = TRY(loop.watch_child(raw->m_child, [raw](base::ExitStatus status) {
         raw->m_exit_watch = 0;
         raw->m_status = status;
+        if (!raw->m_eof) {
+            // The output normally ends with the exit; a leftover that holds it
+            // open must not keep the service `starting` for ever.
+            raw->m_drain_timer = raw->m_loop.add_timer(kOutputGrace, [raw] {
+                raw->m_drain_timer = 0;
+                raw->on_output_outlived_exit();
+            });
+        }
         raw->maybe_finish();
     }));
     return command;
@@ -382,6 +391,9 @@ void reap_group_orphans(pid_t pgid) {
 
 InternalCommand::~InternalCommand() {
     *m_alive = false;
+    if (m_drain_timer != 0) {
+        m_loop.cancel_timer(m_drain_timer);
+    }
     if (m_fd_watch != 0) {
         m_loop.remove(m_fd_watch);
     }
@@ -444,9 +456,43 @@ void InternalCommand::on_readable() {
     }
 }
 
+void InternalCommand::on_output_outlived_exit() {
+    // The child's process group: whatever it left holding the pipe. It is
+    // reaped here when it was re-parented to us (the daemon is a subreaper).
+    // The leader is reaped; while its group has members the kernel does not
+    // hand its number to a new process, so a live process with that pid means
+    // the group is gone and the number reused: leave that one alone.
+    if (::kill(m_group, 0) != 0 && errno == ESRCH) {
+        ::kill(-m_group, SIGKILL);
+        reap_group_orphans(m_group);
+    }
+    std::weak_ptr<bool> alive = m_alive;
+    on_readable();  // what is still buffered in the pipe
+    if (alive.expired() || m_eof) {
+        return;
+    }
+    if (!m_buffer.empty() && m_on_line) {
+        std::string line = std::move(m_buffer);
+        m_buffer.clear();
+        m_on_line(line);
+        if (alive.expired()) {
+            return;
+        }
+    }
+    m_loop.remove(m_fd_watch);
+    m_fd_watch = 0;
+    m_out.reset();
+    m_eof = true;
+    maybe_finish();
+}
+
 void InternalCommand::maybe_finish() {
     if (m_finished || !m_eof || !m_status) {
         return;
+    }
+    if (m_drain_timer != 0) {
+        m_loop.cancel_timer(m_drain_timer);
+        m_drain_timer = 0;
     }
     m_finished = true;
     auto done = std::move(m_on_done);

@@ -23,6 +23,7 @@
 // Everything here runs on the event loop's thread.
 #pragma once
 
+#include <chrono>
 #include <functional>
 #include <map>
 #include <memory>
@@ -99,9 +100,13 @@ base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
                                         const ImageServiceDirs& dirs);
 
 // One run of a `locald` internal command whose stdout+stderr is NDJSON,
-// watched on the loop. Dropping it kills the child.
+// watched on the loop. Dropping it kills the child. It is done when the
+// child has exited and its output reached EOF — or, when something the child
+// left behind keeps the output open, kOutputGrace after the exit: that
+// process group is then killed and the output closed.
 class InternalCommand {
 public:
+    static constexpr std::chrono::milliseconds kOutputGrace{2000};
     using LineCallback = std::function<void(const std::string& line)>;
     using DoneCallback = std::function<void(base::ExitStatus status)>;
     static base::Result<std::unique_ptr<InternalCommand>> start(base::EventLoop& loop,
@@ -114,13 +119,16 @@ public:
 private:
     InternalCommand(base::EventLoop& loop) : m_loop(loop) {}
     void on_readable();
+    void on_output_outlived_exit();
     void maybe_finish();
 
     base::EventLoop& m_loop;
     base::Child m_child;
+    pid_t m_group = 0;  // the child's process group (its pid), kept after it is reaped
     base::UniqueFd m_out;
     base::EventLoop::WatchId m_fd_watch = 0;
     base::EventLoop::WatchId m_exit_watch = 0;
+    base::EventLoop::WatchId m_drain_timer = 0;
     std::string m_buffer;
     bool m_eof = false;
     std::optional<base::ExitStatus> m_status;

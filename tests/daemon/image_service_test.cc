@@ -1,10 +1,15 @@
 #include "daemon/image_service.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <string>
 
 #include <gtest/gtest.h>
 
 #include "base/event_loop.h"
+#include "base/sys.h"
 #include "base/temp_dir.h"
 
 namespace locald::daemon {
@@ -188,6 +193,42 @@ TEST(ImageServiceCommand, LinesAndExitStatusComeBackOnTheLoop) {
     ASSERT_TRUE(status);
     EXPECT_EQ(status->code(), 3);
     EXPECT_EQ(lines, (std::vector<std::string>{"one", "two", "three"}));
+}
+
+TEST(ImageServiceCommand, ALeftoverHoldingTheOutputDoesNotHoldTheResult) {
+    // A grandchild that keeps stdout open after the command exited: the
+    // result still arrives (after the grace), and the leftover is killed.
+    auto loop = base::EventLoop::create();
+    ASSERT_TRUE(loop);
+    std::vector<std::string> lines;
+    std::optional<base::ExitStatus> status;
+    auto command = InternalCommand::start(
+        *loop, {"/bin/sh", "-c", "sleep 600 & echo $!; exit 4"},
+        [&](const std::string& line) { lines.push_back(line); },
+        [&](base::ExitStatus s) {
+            status = s;
+            loop->stop();
+        });
+    ASSERT_TRUE(command) << command.error().to_string();
+    // A backstop so that a regression fails instead of hanging the suite.
+    loop->add_timer(std::chrono::seconds(30), [&] { loop->stop(); });
+    ASSERT_TRUE(loop->run());
+    ASSERT_TRUE(status) << "no result while a leftover held the output";
+    EXPECT_EQ(status->code(), 4);
+    ASSERT_EQ(lines.size(), 1u);
+    pid_t leftover = std::stoi(lines[0]);
+    bool gone = false;
+    for (int i = 0; i < 500 && !gone; ++i) {
+        std::string stat;
+        if (auto text = base::read_file("/proc/" + lines[0] + "/stat", 4096)) {
+            stat = *text;
+        }
+        gone = stat.empty() || stat.find(") Z") != std::string::npos;
+        if (!gone) {
+            ::usleep(10000);
+        }
+    }
+    EXPECT_TRUE(gone) << "leftover " << leftover << " still runs";
 }
 
 }  // namespace
