@@ -10,6 +10,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 
 #include "base/userns.h"
@@ -224,6 +225,63 @@ TEST_F(RootlessLauncher, NonRootUserWritesAsItsMappedId) {
     uint32_t host = 0;
     ASSERT_TRUE(base::map_to_host(mapping->uid_map, 1000, &host));
     EXPECT_EQ(st.st_uid, host);
+}
+
+// The shape the CNB lifecycle phases need, through the same entry point and
+// no special case: a numeric builder user (CNB_USER_ID/CNB_GROUP_ID, not in
+// the image's /etc/passwd), exactly the environment given, cwd /workspace and
+// host directories bound at /workspace, /layers, /cache (writable) and
+// /platform (read-only).
+TEST_F(RootlessLauncher, ACnbPhaseRunsAsTheBuilderUserWithExactlyItsEnvironment) {
+    auto mapping = base::container_mapping();
+    ASSERT_TRUE(mapping);
+    if (mapping->single()) {
+        GTEST_SKIP() << "no subordinate range: " << mapping->warning;
+    }
+    std::map<std::string, std::string> host;
+    for (const char* dir : {"workspace", "layers", "cache", "platform"}) {
+        host[dir] = m_dir + "/" + dir;
+        fs::create_directories(host[dir]);
+        ::chmod(host[dir].c_str(), 0777);
+        fs::create_directories(m_root + "/" + dir);
+    }
+    write_text(host["platform"] + "/env", "");
+    m_spec.mounts.clear();
+    m_spec.mounts.push_back({MountKind::Bind, host["workspace"], "/workspace", false, {}});
+    m_spec.mounts.push_back({MountKind::Bind, host["layers"], "/layers", false, {}});
+    m_spec.mounts.push_back({MountKind::Bind, host["cache"], "/cache", false, {}});
+    m_spec.mounts.push_back({MountKind::Bind, host["platform"], "/platform", true, {}});
+    m_spec.user = "1002:1003";
+    m_spec.exact_env = true;
+    m_spec.env = {"CNB_PLATFORM_API=0.12", "CNB_LAYERS_DIR=/layers", "PATH=/bin"};
+    m_spec.cwd = "/workspace";
+    auto status = run({"/bin/sh", "-c",
+                       "cat /proc/$$/environ > /layers/env; id -u > /layers/ids; "
+                       "id -g >> /layers/ids; pwd > /layers/pwd; touch /workspace/built "
+                       "/cache/entry; if touch /platform/x 2>/dev/null; then echo writable; "
+                       "else echo read-only; fi > /layers/platform"});
+    ASSERT_TRUE(status) << status.error().to_string();
+    ASSERT_EQ(*status, 0) << m_warnings;
+    std::string environ = read_text(host["layers"] + "/env");
+    std::vector<std::string> got;
+    for (size_t start = 0; start < environ.size();) {
+        size_t end = environ.find('\0', start);
+        got.push_back(environ.substr(start, end - start));
+        start = end == std::string::npos ? environ.size() : end + 1;
+    }
+    EXPECT_EQ(got, m_spec.env);
+    EXPECT_EQ(read_text(host["layers"] + "/ids"), "1002\n1003\n");
+    EXPECT_EQ(read_text(host["layers"] + "/pwd"), "/workspace\n");
+    EXPECT_EQ(read_text(host["layers"] + "/platform"), "read-only\n");
+    uint32_t uid = 0, gid = 0;
+    ASSERT_TRUE(base::map_to_host(mapping->uid_map, 1002, &uid));
+    ASSERT_TRUE(base::map_to_host(mapping->gid_map, 1003, &gid));
+    for (const std::string& file : {host["workspace"] + "/built", host["cache"] + "/entry"}) {
+        struct stat st;
+        ASSERT_EQ(::stat(file.c_str(), &st), 0) << file;
+        EXPECT_EQ(st.st_uid, uid) << file;
+        EXPECT_EQ(st.st_gid, gid) << file;
+    }
 }
 
 TEST_F(RootlessLauncher, LimitsWithoutACgroupWarnOnce) {
