@@ -250,11 +250,49 @@ def text_seeds():
         put("config_procfile_fuzz", f"value{i}", v)
 
 
+def layout_seeds():
+    """A one-image OCI layout and a docker save archive, as tars."""
+    layer = make_tar(tarfile.USTAR_FORMAT, [entry("hello", data=b"hi\n")])
+    diff_id = "sha256:" + hashlib.sha256(layer).hexdigest()
+    config = ('{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":["%s"]}}'
+              % diff_id).encode()
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    manifest = ('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json",'
+                '"config":{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"%s","size":%d},'
+                '"layers":[{"mediaType":"application/vnd.oci.image.layer.v1.tar","digest":"%s","size":%d}]}'
+                % (config_digest, len(config), diff_id, len(layer))).encode()
+    manifest_digest = "sha256:" + hashlib.sha256(manifest).hexdigest()
+    index = ('{"schemaVersion":2,"mediaType":"application/vnd.oci.image.index.v1+json","manifests":['
+             '{"mediaType":"application/vnd.oci.image.manifest.v1+json","digest":"%s","size":%d,'
+             '"annotations":{"io.containerd.image.name":"localhost:5000/a/b:1",'
+             '"org.opencontainers.image.ref.name":"1"}}]}' % (manifest_digest, len(manifest))).encode()
+
+    def blob(digest, data):
+        return entry("blobs/sha256/" + digest.split(":")[1], data=data)
+
+    oci = [entry("oci-layout", data=b'{"imageLayoutVersion":"1.0.0"}'), entry("index.json", data=index),
+           entry("blobs/", tarfile.DIRTYPE), blob(manifest_digest, manifest), blob(config_digest, config),
+           blob(diff_id, layer)]
+    put("oci_layout_fuzz", "oci-layout.tar", make_tar(tarfile.PAX_FORMAT, oci))
+    docker_manifest = ('[{"Config":"%s.json","RepoTags":["busybox:1"],"Layers":["abc/layer.tar"]}]'
+                       % config_digest.split(":")[1]).encode()
+    docker = [entry("manifest.json", data=docker_manifest),
+              entry("repositories", data=b'{"busybox":{"1":"abc"}}'),
+              entry(config_digest.split(":")[1] + ".json", data=config),
+              entry("abc/", tarfile.DIRTYPE), entry("abc/layer.tar", data=layer),
+              entry("abc/VERSION", data=b"1.0")]
+    put("oci_layout_fuzz", "docker-save.tar", make_tar(tarfile.USTAR_FORMAT, docker))
+    put("oci_layout_fuzz", "unsafe.tar", make_tar(tarfile.USTAR_FORMAT, [
+        entry("../escape", data=b"x"), entry("link", tarfile.SYMTYPE, link="/etc"),
+        entry("index.json", tarfile.LNKTYPE, link="link")]))
+
+
 def main():
     if os.path.isdir(CORPUS):
         shutil.rmtree(CORPUS)
     layer_seeds()
     layer_entries_seeds()
+    layout_seeds()
     json_seeds()
     text_seeds()
 
