@@ -438,22 +438,27 @@ void InternalCommand::on_readable() {
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             return;
         }
-        // EOF (or an error): the last unterminated line, then wait for the exit.
-        if (!m_buffer.empty() && m_on_line) {
-            std::string line = std::move(m_buffer);
-            m_buffer.clear();
-            m_on_line(line);
-            if (alive.expired()) {
-                return;
-            }
-        }
-        m_loop.remove(m_fd_watch);
-        m_fd_watch = 0;
-        m_out.reset();
-        m_eof = true;
-        maybe_finish();
+        // EOF (or an error): then wait for the exit.
+        end_output();
         return;
     }
+}
+
+void InternalCommand::end_output() {
+    std::weak_ptr<bool> alive = m_alive;
+    if (!m_buffer.empty() && m_on_line) {
+        std::string line = std::move(m_buffer);  // the last, unterminated line
+        m_buffer.clear();
+        m_on_line(line);
+        if (alive.expired()) {
+            return;
+        }
+    }
+    m_loop.remove(m_fd_watch);
+    m_fd_watch = 0;
+    m_out.reset();
+    m_eof = true;
+    maybe_finish();
 }
 
 void InternalCommand::on_output_outlived_exit() {
@@ -468,22 +473,9 @@ void InternalCommand::on_output_outlived_exit() {
     }
     std::weak_ptr<bool> alive = m_alive;
     on_readable();  // what is still buffered in the pipe
-    if (alive.expired() || m_eof) {
-        return;
+    if (!alive.expired() && !m_eof) {
+        end_output();
     }
-    if (!m_buffer.empty() && m_on_line) {
-        std::string line = std::move(m_buffer);
-        m_buffer.clear();
-        m_on_line(line);
-        if (alive.expired()) {
-            return;
-        }
-    }
-    m_loop.remove(m_fd_watch);
-    m_fd_watch = 0;
-    m_out.reset();
-    m_eof = true;
-    maybe_finish();
 }
 
 void InternalCommand::maybe_finish() {

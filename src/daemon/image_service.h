@@ -120,6 +120,8 @@ private:
     InternalCommand(base::EventLoop& loop) : m_loop(loop) {}
     void on_readable();
     void on_output_outlived_exit();
+    // The output is over: its last unterminated line, then done if exited.
+    void end_output();
     void maybe_finish();
 
     base::EventLoop& m_loop;
