@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -163,14 +164,33 @@ base::Result<PipelinedApply> PipelinedApply::start(const oci::ContentStore& stor
     }
     base::Pipe commands{UniqueFd(pair[0]), UniqueFd(pair[1])};
     auto result = TRY(base::make_pipe(O_CLOEXEC));
+    const pid_t caller = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         return base::errno_error("starting the unpack helper");
     }
     if (pid == 0) {
+        // The helper, and in the user-namespace case its child, die with
+        // their parent: the command socket's EOF alone does not end one busy
+        // applying a layer, nor one whose socket a fork of the caller still
+        // holds. Each arms PR_SET_PDEATHSIG and then checks that its parent
+        // is still the one expected (a parent gone before the arming sent
+        // nothing). The child arms it inside `fn`: becoming the namespace's
+        // root (setresuid) clears the setting.
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != caller) {
+            _exit(1);
+        }
+        const pid_t helper = getpid();
         commands.write.reset();
         result.read.reset();
         auto applied = run_as_container_root(plan, [&]() -> Result<void> {
+            if (getpid() != helper) {
+                prctl(PR_SET_PDEATHSIG, SIGKILL);
+                if (getppid() != helper) {
+                    return base::cancelled("the unpack helper exited before its child started");
+                }
+            }
             TRY(apply_as_fed(store, plan, options, commands.read.get(), result.write.get()));
             return base::ok();
         });

@@ -19,7 +19,10 @@
 //   Snapshots appear whole or not at all, as with ensure(); in Flatten mode
 //   the caller owns `flatten_root` (and removes it on failure, through the
 //   plan's namespace).
-// - Dropping it without finish() kills and reaps the helper.
+// - Dropping it without finish() kills and reaps the helper. The helper
+//   (and its user-namespace child) has PR_SET_PDEATHSIG: it dies with the
+//   thread that called start() — call it from one that outlives the
+//   pipeline (the main thread) — and the child dies with the helper.
 // Depends on base, oci value types and the content store, layers.
 #pragma once
 

@@ -2,10 +2,23 @@
 // one, in any order, from a real content store. Snapshots and Flatten mode,
 // a layer that never arrives, a config that does not match the manifest —
 // as root and, in the Rootless suite, through the container user namespace.
+// And the helper processes die with their parent: killing the caller ends
+// the helper, killing the helper ends its user-namespace child, even while
+// something else keeps the command socket open.
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <fstream>
+#include <sstream>
+#include <thread>
 
 #include "fs_snapshot.h"
 #include "layers/pipelined_apply.h"
@@ -172,6 +185,171 @@ void flatten_in_order(const OwnershipPlan& plan) {
     remove_tree(f.tmp);
 }
 
+// The children of `pid` (of its main thread, which is the one that forks).
+std::vector<pid_t> children_of(pid_t pid) {
+    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
+    std::vector<pid_t> out;
+    pid_t child;
+    while (in >> child) {
+        out.push_back(child);
+    }
+    return out;
+}
+
+// Whether `pid` exits (or has exited) within a bound generous enough that
+// only a process that would never exit reaches it.
+bool ends(pid_t pid) {
+    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
+    if (fd < 0) {
+        return errno == ESRCH;
+    }
+    struct pollfd pfd = {fd, POLLIN, 0};
+    int rc;
+    while ((rc = ::poll(&pfd, 1, 60000)) < 0 && errno == EINTR) {
+    }
+    ::close(fd);
+    return rc > 0;
+}
+
+// Waits (bounded) until the Flatten helper has applied layer 0 into `root`:
+// its applying process is then past its own setup.
+bool layer_zero_applied(const std::string& root) {
+    for (int i = 0; i < 600; ++i) {
+        if (::access((root + "/srv/owned").c_str(), F_OK) == 0) {
+            return true;
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+}
+
+// Helper H, its child G in the user namespace: SIGKILL to H must end G,
+// although the caller (this test) still holds the command socket open and G
+// waits for a layer that never comes.
+void killing_the_helper_ends_its_child(const OwnershipPlan& plan) {
+    ASSERT_TRUE(plan.user_namespace) << "needs a subordinate id range";
+    Fixture f;
+    make_image(f);
+    std::string root = f.tmp + "/rootfs";
+    ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+    PipelinedApply::Options options;
+    options.mode = PipelinedApply::Mode::Flatten;
+    options.flatten_root = root;
+    auto pipeline = PipelinedApply::start(*f.store, plan, options);
+    ASSERT_TRUE(pipeline.has_value()) << pipeline.error().to_string();
+    pipeline->on_blob(f.manifest, f.manifest.config);
+    pipeline->on_blob(f.manifest, f.manifest.layers[0]);
+    ASSERT_TRUE(layer_zero_applied(root));
+    auto helpers = children_of(::getpid());
+    ASSERT_EQ(helpers.size(), 1u);
+    auto grandchildren = children_of(helpers[0]);
+    ASSERT_EQ(grandchildren.size(), 1u);
+    pid_t child = grandchildren[0];
+    // The orphaned child is reparented here, to be reaped.
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    ASSERT_EQ(::kill(helpers[0], SIGKILL), 0);
+    bool gone = ends(child);
+    if (!gone) {
+        ::kill(child, SIGKILL);  // so that finish() can return
+    }
+    int status;
+    ::waitpid(child, &status, 0);
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    EXPECT_TRUE(gone) << "the helper's user-namespace child outlived it";
+    auto done = pipeline->finish();
+    EXPECT_FALSE(done.has_value());
+    (void)remove_tree(plan, f.tmp);
+    remove_tree(f.tmp);
+}
+
+// The caller C (a process that called start()) is killed while a process it
+// forked keeps the command socket open: its helper — and the helper's
+// user-namespace child — must end with it. The test is their subreaper, so
+// it can reap whatever C leaves.
+void killing_the_caller_ends_the_helpers(const OwnershipPlan& plan) {
+    Fixture f;
+    make_image(f);
+    std::string root = f.tmp + "/rootfs";
+    ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+    int report[2], hold[2];
+    ASSERT_EQ(::pipe2(report, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(hold, O_CLOEXEC), 0);
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    pid_t caller = ::fork();
+    ASSERT_GE(caller, 0);
+    if (caller == 0) {
+        ::close(report[0]);
+        ::close(hold[1]);
+        PipelinedApply::Options options;
+        options.mode = PipelinedApply::Mode::Flatten;
+        options.flatten_root = root;
+        auto pipeline = PipelinedApply::start(*f.store, plan, options);
+        if (!pipeline) {
+            ::_exit(90);
+        }
+        pipeline->on_blob(f.manifest, f.manifest.config);
+        pipeline->on_blob(f.manifest, f.manifest.layers[0]);
+        if (!layer_zero_applied(root)) {
+            ::_exit(91);
+        }
+        auto helpers = children_of(::getpid());
+        if (helpers.size() != 1) {
+            ::_exit(92);
+        }
+        auto grandchildren = children_of(helpers[0]);
+        // A fork of the caller that holds every fd it had, the socket too.
+        pid_t keeper = ::fork();
+        if (keeper == 0) {
+            char byte;
+            (void)!::read(hold[0], &byte, 1);
+            ::_exit(0);
+        }
+        std::string pids = fmt::format("{} {} {}\n", keeper, helpers[0],
+                                       grandchildren.empty() ? 0 : grandchildren[0]);
+        (void)!::write(report[1], pids.data(), pids.size());
+        ::pause();
+        ::_exit(93);
+    }
+    ::close(report[1]);
+    ::close(hold[0]);
+    std::string text;
+    char buf[128];
+    ssize_t n;
+    // One line (the caller's forks hold the pipe too: no EOF to wait for).
+    // Bounded: a caller failing early leaves its helper holding the pipe.
+    struct pollfd readable = {report[0], POLLIN, 0};
+    while (text.find('\n') == std::string::npos && ::poll(&readable, 1, 120000) > 0 &&
+           ((n = ::read(report[0], buf, sizeof buf)) > 0 || (n < 0 && errno == EINTR))) {
+        text.append(buf, static_cast<size_t>(std::max<ssize_t>(n, 0)));
+    }
+    ::close(report[0]);
+    pid_t keeper = 0, helper = 0, child = 0;
+    std::istringstream(text) >> keeper >> helper >> child;
+    ::kill(caller, SIGKILL);
+    int status;
+    ::waitpid(caller, &status, 0);
+    bool helper_gone = helper > 0 && ends(helper);
+    bool child_gone = child <= 0 || ends(child);
+    for (pid_t pid : {helper, child}) {
+        if (pid > 0) {
+            ::kill(pid, SIGKILL);  // in case; no-ops once gone
+        }
+    }
+    ::close(hold[1]);  // the keeper ends
+    for (pid_t pid : {keeper, helper, child}) {
+        if (pid > 0) {
+            ::waitpid(pid, &status, 0);
+        }
+    }
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    ASSERT_GT(helper, 0) << "the caller failed before reporting: " << text;
+    EXPECT_EQ(child > 0, plan.user_namespace) << text;
+    EXPECT_TRUE(helper_gone) << "the helper outlived the caller that started it";
+    EXPECT_TRUE(child_gone) << "the helper's user-namespace child outlived the caller";
+    (void)remove_tree(plan, f.tmp);
+    remove_tree(f.tmp);
+}
+
 TEST(PipelinedApply, SnapshotsFromBlobsInAnyOrder) {
     if (geteuid() != 0) {
         GTEST_SKIP() << "root pass (RootlessPipelinedApply runs unprivileged)";
@@ -214,6 +392,27 @@ TEST(RootlessPipelinedApply, FlattenAppliesInOrder) {
         GTEST_SKIP() << "rootless: runs in the unprivileged pass";
     }
     flatten_in_order(plan_or_fail());
+}
+
+TEST(PipelinedApply, KillingTheCallerEndsTheHelper) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "root pass";
+    }
+    killing_the_caller_ends_the_helpers(plan_or_fail());
+}
+
+TEST(RootlessPipelinedApply, KillingTheCallerEndsTheHelperAndItsChild) {
+    if (geteuid() == 0) {
+        GTEST_SKIP() << "rootless: runs in the unprivileged pass";
+    }
+    killing_the_caller_ends_the_helpers(plan_or_fail());
+}
+
+TEST(RootlessPipelinedApply, KillingTheHelperEndsItsUserNamespaceChild) {
+    if (geteuid() == 0) {
+        GTEST_SKIP() << "rootless: runs in the unprivileged pass";
+    }
+    killing_the_helper_ends_its_child(plan_or_fail());
 }
 
 }  // namespace
