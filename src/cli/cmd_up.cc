@@ -42,7 +42,8 @@ const char kUpHelp[] =
     "      --foreground run without a daemon, foreman-style: prefixed logs here,\n"
     "                   Ctrl-C stops everything (a second Ctrl-C kills at once);\n"
     "                   the exit status is 0 when every service ended with 0,\n"
-    "                   1 when one failed, 130 after Ctrl-C\n";
+    "                   1 when one failed, 130 after Ctrl-C; refused while the\n"
+    "                   daemon runs the project (`locald down` first)\n";
 
 namespace {
 
@@ -60,7 +61,62 @@ bool looks_like_project_dir(const std::string& arg) {
 
 // ------------------------------------------------------------ --foreground
 
+// When the daemon already runs the project in `dir`, a foreground run would
+// start a second copy of every service (overmind refuses the same way): the
+// names of its services that are not down, or nothing (no daemon, not loaded).
+std::vector<std::string> running_in_daemon(const std::string& dir) {
+    auto project = config::load_project(dir);
+    if (!project) {
+        return {};  // the foreground run reports the config error itself
+    }
+    auto client = connect_daemon(false);
+    if (!client) {
+        return {};
+    }
+    auto answer = client->call(
+        "status", base::Json::object({{"names", base::Json::array()}, {"cwd", current_dir()}}));
+    std::vector<std::string> names;
+    const base::Json* services = answer ? answer->find("services") : nullptr;
+    if (services == nullptr || !services->is_array()) {
+        return {};
+    }
+    for (const auto& service : services->as_array()) {
+        const base::Json* name = service.find("name");
+        const base::Json* owner = service.find("project");
+        const base::Json* state = service.find("state");
+        if (name == nullptr || owner == nullptr || state == nullptr || !name->is_string() ||
+            !owner->is_string() || !state->is_string() || owner->as_string() != project->name) {
+            continue;
+        }
+        const std::string& current = state->as_string();
+        if (current != "stopped" && current != "exited" && current != "failed") {
+            names.push_back(project->name + ":" + name->as_string());
+        }
+    }
+    return names;
+}
+
 int run_foreground(const std::string& dir, const std::vector<std::string>& only) {
+    if (auto running = running_in_daemon(dir); !running.empty()) {
+        std::string list;
+        for (const auto& name : running) {
+            list += fmt::format("{}{}", list.empty() ? "" : ", ", name);
+        }
+        return report_error(base::failed_precondition(
+            "the daemon already runs this project ({}); a foreground run would start a second "
+            "copy of each service. Stop it first with `locald down {}`, or follow it with "
+            "`locald logs -f`",
+            list, dir));
+    }
+    // Ctrl-C from the first service spawned on must reach the handler below
+    // (installed once the logs are wired up), not kill this process and
+    // orphan the services: hold it pending until the signalfd reads it. The
+    // services start with an empty mask (the PTY spawn resets it).
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGINT);
+    sigaddset(&stop_signals, SIGTERM);
+    ::pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
     auto loop_result = base::EventLoop::create();
     if (!loop_result) {
         return report_error(loop_result.error());
@@ -128,6 +184,9 @@ int run_foreground(const std::string& dir, const std::vector<std::string>& only)
                                }
                            })});
     }
+    // What came before the subscriptions goes out now: through a pipe (`| tee`)
+    // stdout is block-buffered, and a quiet service would hide its start.
+    std::fflush(stdout);
 
     int interrupts = 0;
     int exit_code = kExitOk;

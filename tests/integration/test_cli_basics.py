@@ -1,4 +1,9 @@
 """The binary's surface every later command relies on."""
+import select
+import signal
+import subprocess
+
+from host_util import host  # noqa: F401 (fixture)
 
 
 def test_version(run_locald):
@@ -25,3 +30,35 @@ def test_help_flag_after_arguments_is_not_swallowed(run_locald):
     result = run_locald("config", "--explain", "--help")
     assert result.returncode == 2
     assert "unknown option" in result.stderr
+
+
+def test_foreground_refuses_a_project_the_daemon_runs(host):
+    # `up --foreground` beside the daemon's run of the same project would start
+    # a second copy of every service (two writers, two ports): refuse instead.
+    project = host.project("twice", """
+        [service.sleeper]
+        command = "exec sleep 300"
+        port = false
+        """)
+    host.run("up", project, check=True)
+    pid = host.service("sleeper")["pid"]
+    result = host.run("up", "--foreground", project, timeout=20)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stderr.startswith("locald: error: the daemon already runs this project "
+                                    "(twice:sleeper)"), result.stderr
+    assert f"`locald down {project}`" in result.stderr
+    assert host.service("sleeper")["pid"] == pid
+    # Once it is down, the foreground run is allowed (and ends with Ctrl-C).
+    host.run("down", project, check=True)
+    process = host.popen("up", "--foreground", project, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    # Its first line says the service was spawned; it must come through the
+    # pipe at once (a quiet service once left it in the stdio buffer).
+    ready, _, _ = select.select([process.stdout], [], [], 30)
+    if not ready:
+        process.kill()
+        process.wait()
+        raise AssertionError("no output from `up --foreground` through a pipe")
+    assert "[locald] started: pid" in process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    assert process.wait(timeout=30) == 130
