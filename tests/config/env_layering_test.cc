@@ -181,6 +181,34 @@ TEST(InjectedEnv, PortsProjectServiceAndNotifySocket) {
     EXPECT_EQ(find(api_env, "PORT")->origin, EnvOrigin::Injected);
 }
 
+TEST(InjectedEnv, UnassignedPortKeysAreTheOnesOnlyTheDaemonKnows) {
+    TestProject dir;
+    dir.write("locald.toml",
+              "[service.web]\ncommand = \"w\"\nport = 3000\n"
+              "[service.my-api]\ncommand = \"a\"\n"
+              "[service.worker]\ncommand = \"k\"\nport = false\n"
+              "[service.own]\ncommand = \"o\"\nenv = { PORT = \"9\" }\n");
+    dir.write(".env", "PORT=1234\n");
+    auto loaded = load_project(dir.dir(), {});
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().to_string();
+    const ProjectSpec& project = loaded.value();
+    using Keys = std::vector<std::string>;
+    // my-api's free port is unknown offline: its PORT (the .env one is
+    // overridden at `up`) and every auto port's LOCALD_PORT_<NAME>.
+    EXPECT_EQ(unassigned_port_keys(project, *project.find_service("my-api"), {}),
+              (Keys{"PORT", "LOCALD_PORT_MY_API", "LOCALD_PORT_OWN"}));
+    // A pinned port, no port, and a service that sets PORT itself: no PORT.
+    EXPECT_EQ(unassigned_port_keys(project, *project.find_service("web"), {}),
+              (Keys{"LOCALD_PORT_MY_API", "LOCALD_PORT_OWN"}));
+    EXPECT_EQ(unassigned_port_keys(project, *project.find_service("worker"), {}),
+              (Keys{"LOCALD_PORT_MY_API", "LOCALD_PORT_OWN"}));
+    EXPECT_EQ(unassigned_port_keys(project, *project.find_service("own"), {}),
+              (Keys{"LOCALD_PORT_MY_API", "LOCALD_PORT_OWN"}));
+    // Assigned ports are known.
+    std::map<std::string, std::uint16_t> ports{{"my-api", 41000}, {"own", 41001}};
+    EXPECT_EQ(unassigned_port_keys(project, *project.find_service("my-api"), ports), Keys{});
+}
+
 TEST(StartOrder, DependenciesFirstTiesInDefinitionOrder) {
     TestProject dir;
     dir.write("locald.toml",
