@@ -147,6 +147,17 @@ int run_run(std::span<const std::string> args) {
     auto answer = client->call("service_env",
                                base::Json::object({{"name", service}, {"cwd", current_dir()}}));
     if (!answer) {
+        // The usual first try: `run` in a project dir before `up`. Say so
+        // rather than only that no loaded project has the service.
+        auto here = config::load_project(".", environment);
+        if (answer.error().kind() == base::ErrorKind::NotFound && here &&
+            here->find_service(service) != nullptr) {
+            return report_error(base::not_found(
+                "project `{}` is not up, so the environment of `{}` (its assigned ports, the "
+                "shell environment captured at `up`) is not known yet: run `locald up` first "
+                "(`locald env {}` shows what it can without it)",
+                here->name, service, service));
+        }
         return report_error(answer.error());
     }
     // An image service the daemon resolved from elsewhere (PROJECT:SERVICE of

@@ -62,3 +62,20 @@ def test_foreground_refuses_a_project_the_daemon_runs(host):
     assert "[locald] started: pid" in process.stdout.readline()
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=30) == 130
+
+
+def test_run_before_up_says_to_run_up(host):
+    # `locald run` of a host service needs the environment the daemon gives it;
+    # before `up` it says so instead of only "no loaded project has a service".
+    project = host.project("early", """
+        [service.api]
+        command = "exec sleep 300"
+        """)
+    result = host.run("run", "api", "--", "true", cwd=project)
+    assert result.returncode == 3, result.stdout + result.stderr
+    assert result.stderr.startswith("locald: error: project `early` is not up"), result.stderr
+    assert "run `locald up` first" in result.stderr
+    # A service no project has is still reported as such.
+    result = host.run("run", "nosuch", "--", "true", cwd=project)
+    assert result.returncode == 3
+    assert "no loaded project has a service `nosuch`" in result.stderr, result.stderr
