@@ -183,13 +183,59 @@ Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
     err.write.reset();
     exec_error.write.reset();
 
+    auto deadline = options.timeout ? std::chrono::steady_clock::now() + *options.timeout
+                                    : std::chrono::steady_clock::time_point::max();
+    auto poll_timeout = [&]() -> int {
+        if (!options.timeout) {
+            return -1;
+        }
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
+            deadline - std::chrono::steady_clock::now());
+        return left.count() <= 0 ? 0
+                                 : static_cast<int>(std::min<int64_t>(left.count() + 1, 1 << 30));
+    };
+    auto timed_out = [&]() -> Result<SubprocessResult> {
+        TRY(child.kill(SIGKILL));
+        TRY(child.wait());
+        return deadline_exceeded("running `{}`: no exit after {} ms", program,
+                                 options.timeout->count());
+    };
+
     // EOF means exec succeeded (the pipe was close-on-exec); 4 bytes are
-    // the errno of the failed step.
+    // the errno of the failed step. EOF can be held off: a process another
+    // thread of ours forked (without exec) while the write end was open
+    // holds a copy. So the child's exit also ends the wait (it wrote its
+    // errno before exiting, if it failed), and so does the timeout.
     int exec_errno = 0;
-    ssize_t got;
-    do {
-        got = ::read(exec_error.read.get(), &exec_errno, sizeof exec_errno);
-    } while (got < 0 && errno == EINTR);
+    size_t got = 0;
+    for (;;) {
+        struct pollfd fds[2] = {{exec_error.read.get(), POLLIN, 0}, {child.pidfd(), POLLIN, 0}};
+        int ready = ::poll(fds, 2, poll_timeout());
+        if (ready < 0) {
+            if (errno == EINTR) {
+                continue;
+            }
+            return errno_error("running `{}`: waiting for its exec", program);
+        }
+        if (ready == 0) {
+            return timed_out();
+        }
+        if (fds[0].revents != 0) {
+            ssize_t n = ::read(exec_error.read.get(), reinterpret_cast<char*>(&exec_errno) + got,
+                               sizeof exec_errno - got);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n > 0) {
+                got += static_cast<size_t>(n);
+                if (got < sizeof exec_errno) {
+                    continue;
+                }
+            }
+            break;  // the errno, or EOF (or an error: treated as EOF)
+        }
+        break;  // exited without a word: exec succeeded
+    }
     if (got == sizeof exec_errno) {
         TRY(child.wait());
         return Error::from_errno(exec_errno, fmt::format("running `{}`", program));
@@ -220,8 +266,6 @@ Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
     bool out_open = true;
     bool err_open = true;
     bool exited = false;
-    auto deadline = options.timeout ? std::chrono::steady_clock::now() + *options.timeout
-                                    : std::chrono::steady_clock::time_point::max();
     while (!exited) {
         struct pollfd fds[4];
         nfds_t count = 0;
@@ -242,17 +286,9 @@ Result<SubprocessResult> run_subprocess(const SubprocessOptions& options) {
         }
         int child_index = static_cast<int>(count);
         fds[count++] = {child.pidfd(), POLLIN, 0};
-        int timeout_ms = -1;
-        if (options.timeout) {
-            auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
-                deadline - std::chrono::steady_clock::now());
-            if (left.count() <= 0) {
-                TRY(child.kill(SIGKILL));
-                TRY(child.wait());
-                return deadline_exceeded("running `{}`: no exit after {} ms", program,
-                                         options.timeout->count());
-            }
-            timeout_ms = static_cast<int>(std::min<int64_t>(left.count() + 1, 1 << 30));
+        int timeout_ms = poll_timeout();
+        if (timeout_ms == 0) {
+            return timed_out();
         }
         int ready = ::poll(fds, count, timeout_ms);
         if (ready < 0) {

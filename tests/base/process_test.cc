@@ -1,9 +1,13 @@
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
+
+#include <atomic>
+#include <future>
 
 #include "base/child.h"
 #include "base/subprocess.h"
@@ -175,6 +179,77 @@ TEST(SubprocessTest, ExecFailuresAreErrors) {
     options.cwd = "/nonexistent/dir";
     EXPECT_EQ(run_subprocess(options).error().kind(), ErrorKind::NotFound);
     EXPECT_EQ(run_subprocess({}).error().kind(), ErrorKind::InvalidArgument);
+}
+
+// While set, every process this test binary forks first forks a "keeper"
+// that holds all its fds and waits: what a fork made (without exec) by
+// another thread at that moment would do. The keeper's pid goes to
+// g_keeper_pipe.
+std::atomic<bool> g_hold_fds{false};
+int g_keeper_pipe = -1;
+
+void fork_a_keeper_in_the_child() {
+    if (!g_hold_fds.load()) {
+        return;
+    }
+    g_hold_fds.store(false);  // the keeper's own fork must not recurse
+    pid_t keeper = ::fork();
+    if (keeper == 0) {
+        ::pause();
+        ::_exit(0);
+    }
+    (void)!::write(g_keeper_pipe, &keeper, sizeof keeper);
+}
+
+// run_subprocess's wait for the exec must not depend on EOF of its
+// close-on-exec error pipe alone: a keeper holds the write end (and the
+// output pipes) as long as it lives. The child's exit, and the timeout,
+// still end the wait.
+TEST(SubprocessTest, AForkHoldingItsPipesDelaysNothing) {
+    static bool registered = false;
+    if (!registered) {
+        ASSERT_EQ(::pthread_atfork(nullptr, nullptr, fork_a_keeper_in_the_child), 0);
+        registered = true;
+    }
+    Pipe keepers = make_pipe().release_value();
+    g_keeper_pipe = keepers.write.get();
+    auto run = [](std::vector<std::string> argv, std::optional<std::chrono::milliseconds> timeout) {
+        SubprocessOptions options;
+        options.argv = std::move(argv);
+        options.timeout = timeout;
+        g_hold_fds.store(true);
+        auto result = std::async(std::launch::async, [options] { return run_subprocess(options); });
+        bool returned = result.wait_for(60s) == std::future_status::ready;
+        g_hold_fds.store(false);
+        return std::make_pair(returned, std::move(result));
+    };
+    std::vector<pid_t> keeper_pids;
+    auto end_keepers = [&] {
+        pid_t keeper;
+        struct pollfd pfd = {keepers.read.get(), POLLIN, 0};
+        while (::poll(&pfd, 1, 0) == 1 &&
+               ::read(keepers.read.get(), &keeper, sizeof keeper) == sizeof keeper) {
+            keeper_pids.push_back(keeper);
+            ::kill(keeper, SIGKILL);  // unblocks a hung call, too
+        }
+    };
+    // A program that exits at once, no timeout.
+    auto [quick_returned, quick] = run({"true"}, std::nullopt);
+    end_keepers();
+    auto quick_result = quick.get();
+    EXPECT_TRUE(quick_returned) << "waited for the keeper, not for the child";
+    ASSERT_TRUE(quick_result) << quick_result.error().to_string();
+    EXPECT_TRUE(quick_result->status.success());
+    // A program that outlives its timeout.
+    auto [slow_returned, slow] = run({"sleep", "600"}, 300ms);
+    end_keepers();
+    auto slow_result = slow.get();
+    EXPECT_TRUE(slow_returned) << "the timeout did not apply while the keeper held the pipe";
+    ASSERT_FALSE(slow_result);
+    EXPECT_EQ(slow_result.error().kind(), ErrorKind::DeadlineExceeded);
+    EXPECT_EQ(keeper_pids.size(), 2u);
+    // The keepers are our grandchildren, reparented elsewhere once their
+    // parents exit; nothing of them stays here.
 }
 
 TEST(SubprocessTest, ChildStartsWithCleanSignalsAndNoStrayFds) {
