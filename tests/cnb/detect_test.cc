@@ -449,9 +449,6 @@ TEST(CnbDetectSamples, HelloUniverseWritesTheSpecsPlan) {
               "    version = '0.0.1'\n\n    [[entries.requires]]\n    name = 'some-world'\n\n"
               "    [[entries.requires]]\n    name = 'some-world'\n\n"
               "        [entries.requires.metadata]\n        world = 'Earth-616'\n");
-    // What was written parses back as the spec's plan shape.
-    auto reparsed = parse_detect_plan("", "x");
-    ASSERT_TRUE(reparsed);
 }
 
 // ---------------------------------------------------------------------------
