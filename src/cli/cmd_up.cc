@@ -59,6 +59,19 @@ bool looks_like_project_dir(const std::string& arg) {
            ::access((arg + "/Procfile").c_str(), F_OK) == 0;
 }
 
+// A project file without a single service: `up` has nothing to do, which
+// is almost always a mistake (an empty Procfile, a toml with only [env]).
+void note_if_no_services(const std::string& dir) {
+    auto project = config::load_project(dir);
+    if (project && project->services.empty()) {
+        std::fprintf(stderr,
+                     "locald: note: project `%s` (%s) defines no services, so nothing was "
+                     "started: add `[service.NAME]` tables with a `command` to locald.toml, or "
+                     "`NAME: command` lines to a Procfile\n",
+                     project->name.c_str(), project->dir.c_str());
+    }
+}
+
 // ------------------------------------------------------------ --foreground
 
 // When the daemon already runs the project in `dir`, a foreground run would
@@ -131,6 +144,9 @@ int run_foreground(const std::string& dir, const std::vector<std::string>& only)
     auto targets = manager->apply(dir, config::current_environment(), only);
     if (!targets) {
         return report_error(targets.error());
+    }
+    if (manager->keys().empty()) {
+        note_if_no_services(dir);
     }
     bool colour = use_colour(1);
     std::vector<std::string> names;
@@ -290,6 +306,10 @@ int run_up(std::span<const std::string> args) {
                                                       {"env", environment_json()},
                                                       {"cwd", current_dir()}}),
                                   &result);
+    if (const auto* list = result.find("services"); code == kExitOk && positional.empty() && list &&
+                                                    list->is_array() && list->as_array().empty()) {
+        note_if_no_services(dir);
+    }
     if (!parsed->has("follow") || (code != kExitOk && code != kExitFailure)) {
         return code;
     }

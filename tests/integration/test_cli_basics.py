@@ -79,3 +79,17 @@ def test_run_before_up_says_to_run_up(host):
     result = host.run("run", "nosuch", "--", "true", cwd=project)
     assert result.returncode == 3
     assert "no loaded project has a service `nosuch`" in result.stderr, result.stderr
+
+
+def test_up_of_a_project_without_services_says_so(host):
+    # A Procfile with only comments (or a locald.toml with only [env]) starts
+    # nothing; `up` must not succeed in silence.
+    project = host.tmp / "empty"
+    project.mkdir()
+    (project / "Procfile").write_text("# web: bundle exec rails server\n")
+    for args in (("up",), ("up", "--foreground")):
+        result = host.run(*args, cwd=project, timeout=30)
+        assert result.returncode == 0, result.stdout + result.stderr
+        assert result.stderr.startswith(
+            "locald: note: project `empty` (" + str(project.resolve()) + ") defines no services"), \
+            result.stderr
