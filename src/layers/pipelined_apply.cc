@@ -86,7 +86,9 @@ std::string one_line(std::string text) {
 Result<size_t> apply_as_fed(const oci::ContentStore& store, const OwnershipPlan& plan,
                             const PipelinedApply::Options& options, int commands, int report) {
     auto feed = std::make_shared<Feed>();
-    int fd = dup(commands);
+    // Close-on-exec like every other fd here: nothing this process might
+    // run is to hold the command socket.
+    int fd = fcntl(commands, F_DUPFD_CLOEXEC, 0);
     if (fd < 0) {
         return base::errno_error("duplicating the command pipe");
     }

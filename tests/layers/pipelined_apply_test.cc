@@ -15,7 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -223,6 +225,72 @@ bool layer_zero_applied(const std::string& root) {
     return false;
 }
 
+// The fds above 2 of process `pid` that lack close-on-exec (from fdinfo's
+// octal `flags:` line).
+std::vector<std::string> inheritable_fds(pid_t pid) {
+    std::vector<std::string> out;
+    std::string dir = fmt::format("/proc/{}/fdinfo", pid);
+    std::error_code ec;
+    for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+        std::string name = entry.path().filename().string();
+        if (std::stoi(name) <= 2) {
+            continue;
+        }
+        std::ifstream in(entry.path());
+        std::string key, value;
+        while (in >> key >> value) {
+            if (key == "flags:" && (std::stoul(value, nullptr, 8) & O_CLOEXEC) == 0) {
+                std::error_code link_ec;
+                auto target = std::filesystem::read_symlink(
+                    fmt::format("/proc/{}/fd/{}", pid, name), link_ec);
+                out.push_back(name + " -> " + target.string());
+            }
+        }
+    }
+    EXPECT_FALSE(ec) << dir << ": " << ec.message();
+    return out;
+}
+
+// The process that applies (the helper, or its child in the user
+// namespace) holds no fd a program it might exec would inherit.
+void applier_fds_are_close_on_exec(const OwnershipPlan& plan) {
+    Fixture f;
+    make_image(f);
+    std::string root = f.tmp + "/rootfs";
+    ASSERT_EQ(mkdir(root.c_str(), 0755), 0);
+    PipelinedApply::Options options;
+    options.mode = PipelinedApply::Mode::Flatten;
+    options.flatten_root = root;
+    auto pipeline = PipelinedApply::start(*f.store, plan, options);
+    ASSERT_TRUE(pipeline.has_value()) << pipeline.error().to_string();
+    pipeline->on_blob(f.manifest, f.manifest.config);
+    pipeline->on_blob(f.manifest, f.manifest.layers[0]);
+    ASSERT_TRUE(layer_zero_applied(root));
+    auto helpers = children_of(::getpid());
+    ASSERT_EQ(helpers.size(), 1u);
+    pid_t applier = helpers[0];
+    if (plan.user_namespace) {
+        auto grandchildren = children_of(helpers[0]);
+        ASSERT_EQ(grandchildren.size(), 1u);
+        applier = grandchildren[0];
+    }
+    // Less what this test process itself was started with (a shell's or a
+    // runner's fds): only what the pipeline made counts.
+    std::vector<std::string> leaks;
+    auto ours = inheritable_fds(::getpid());
+    for (const auto& fd : inheritable_fds(applier)) {
+        if (std::find(ours.begin(), ours.end(), fd) == ours.end()) {
+            leaks.push_back(fd);
+        }
+    }
+    EXPECT_TRUE(leaks.empty()) << ::testing::PrintToString(leaks);
+    pipeline->on_blob(f.manifest, f.manifest.layers[1]);
+    auto done = pipeline->finish();
+    EXPECT_TRUE(done.has_value()) << done.error().to_string();
+    (void)remove_tree(plan, f.tmp);
+    remove_tree(f.tmp);
+}
+
 // Helper H, its child G in the user namespace: SIGKILL to H must end G,
 // although the caller (this test) still holds the command socket open and G
 // waits for a layer that never comes.
@@ -413,6 +481,20 @@ TEST(RootlessPipelinedApply, KillingTheHelperEndsItsUserNamespaceChild) {
         GTEST_SKIP() << "rootless: runs in the unprivileged pass";
     }
     killing_the_helper_ends_its_child(plan_or_fail());
+}
+
+TEST(PipelinedApply, TheApplyingProcessHoldsOnlyCloseOnExecFds) {
+    if (geteuid() != 0) {
+        GTEST_SKIP() << "root pass";
+    }
+    applier_fds_are_close_on_exec(plan_or_fail());
+}
+
+TEST(RootlessPipelinedApply, TheApplyingProcessHoldsOnlyCloseOnExecFds) {
+    if (geteuid() == 0) {
+        GTEST_SKIP() << "rootless: runs in the unprivileged pass";
+    }
+    applier_fds_are_close_on_exec(plan_or_fail());
 }
 
 }  // namespace
