@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <ctime>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -152,8 +153,32 @@ std::string json_string(const base::Json& json, std::string_view key) {
 
 }  // namespace
 
+namespace {
+
+// `started_at` ("2026-11-26T07:39:40.169Z") as a time point, if there is one.
+std::optional<std::chrono::system_clock::time_point> started_at(const base::Json& service) {
+    const base::Json* started = service.find("started_at");
+    if (started == nullptr || !started->is_string()) {
+        return std::nullopt;
+    }
+    std::tm tm{};
+    int ms = 0;
+    if (std::sscanf(started->as_string().c_str(), "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon,
+                    &tm.tm_mday, &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &ms) != 7) {
+        return std::nullopt;
+    }
+    tm.tm_year -= 1900;
+    tm.tm_mon -= 1;
+    return std::chrono::system_clock::from_time_t(::timegm(&tm)) + std::chrono::milliseconds(ms);
+}
+
+}  // namespace
+
 Progress::Progress(bool tty, bool colour)
-    : m_tty(tty), m_colour(colour), m_begin(std::chrono::steady_clock::now()) {}
+    : m_tty(tty),
+      m_colour(colour),
+      m_begin(std::chrono::steady_clock::now()),
+      m_begin_wall(std::chrono::system_clock::now()) {}
 
 std::int64_t Progress::elapsed_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -184,7 +209,7 @@ void Progress::update(const base::Json& service) {
     }
     bool is_new = row == nullptr;
     if (is_new) {
-        m_rows.push_back(Row{name, "", "", "", 0});
+        m_rows.push_back(Row{name, "", "", "", 0, false});
         row = &m_rows.back();
     }
     // An image being pulled/unpacked: each progress step is a line too.
@@ -194,6 +219,11 @@ void Progress::update(const base::Json& service) {
         row->state != state || ((state == "failed" || progress) && row->reason != reason);
     if (row->state != state) {
         row->changed_ms = elapsed_ms();
+        // The state it had before this command began (started earlier): no
+        // time. A service this command started shows how long that took, even
+        // when its first event is already `running`.
+        auto started = started_at(service);
+        row->initial = is_new && started && *started < m_begin_wall;
     }
     row->state = state;
     row->reason = reason;
@@ -204,8 +234,8 @@ void Progress::update(const base::Json& service) {
         std::string line = fmt::format("{}: {}", name, state);
         // The time it took — not for the state a service already had when
         // the command began (`down` of a ready service is not "ready (0ms)").
-        if (!is_new && (state == "ready" || state == "running" || state == "failed" ||
-                        state == "exited" || state == "stopped")) {
+        if (!row->initial && (state == "ready" || state == "running" || state == "failed" ||
+                              state == "exited" || state == "stopped")) {
             line += fmt::format(" ({})", short_duration(row->changed_ms));
         }
         if (!reason.empty() && state != "ready" && state != "running") {
@@ -227,7 +257,7 @@ std::string Progress::render(const Row& row) const {
     state.append(state.size() < 8 ? 8 - state.size() : 0, ' ');
     bool final = row.state == "ready" || row.state == "running" || row.state == "failed" ||
                  row.state == "exited" || row.state == "stopped";
-    std::string when = final ? short_duration(row.changed_ms)
+    std::string when = final ? (row.initial ? "" : short_duration(row.changed_ms))
                              : short_duration(elapsed_ms() - row.changed_ms) + "…";
     std::string extra = row.detail;
     if (!row.reason.empty() && !(row.state == "ready" || row.state == "running")) {

@@ -53,6 +53,9 @@ private:
         std::string reason;
         std::string detail;  // pid/port
         std::int64_t changed_ms = 0;
+        // Still in the state it had when the command began: no time to show
+        // (a re-applied ready service is not "ready 0ms").
+        bool initial = true;
     };
     void redraw();
     std::string render(const Row& row) const;
@@ -61,6 +64,7 @@ private:
     bool m_tty;
     bool m_colour;
     std::chrono::steady_clock::time_point m_begin;
+    std::chrono::system_clock::time_point m_begin_wall;  // vs the daemon's started_at
     std::vector<Row> m_rows;
     size_t m_drawn = 0;
 };

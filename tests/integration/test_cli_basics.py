@@ -1,7 +1,11 @@
 """The binary's surface every later command relies on."""
+import os
+import pty
+import re
 import select
 import signal
 import subprocess
+import time
 
 from host_util import host  # noqa: F401 (fixture)
 
@@ -93,3 +97,45 @@ def test_up_of_a_project_without_services_says_so(host):
         assert result.stderr.startswith(
             "locald: note: project `empty` (" + str(project.resolve()) + ") defines no services"), \
             result.stderr
+
+
+def run_on_terminal(host, *args, cwd=None, timeout=60):
+    """Runs `locald ARGS…` on a fresh pseudo-terminal; returns (status, output)."""
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.chdir(cwd or "/")
+        os.execve(host.binary, [host.binary, *map(str, args)], host.env())
+    output = b""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.5)
+        if not ready:
+            continue
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:  # EIO: the child closed the terminal
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(fd)
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status), output.decode(errors="replace")
+
+
+def test_reapply_on_a_terminal_shows_no_time_for_unchanged_services(host):
+    # The time beside a state is how long reaching it took; a service that was
+    # already ready when `up` began took nothing ("ready 0ms" read as a restart).
+    project = host.project("again", """
+        [service.idle]
+        command = "exec sleep 300"
+        port = false
+        """)
+    host.run("up", project, check=True)
+    status, output = run_on_terminal(host, "up", project)
+    assert status == 0, output
+    rows = [line for line in re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", output).splitlines()
+            if "again:idle" in line]
+    assert rows, output
+    assert all(row.split() == ["again:idle", "running", "pid", f"{host.service('idle')['pid']}"]
+               for row in rows), rows
