@@ -366,6 +366,15 @@ BuildpackRunner launcher_runner(BuildContainer container) {
             spec.mounts.push_back(
                 {ns::MountKind::Bind, container.platform_dir, "/platform", true, {}});
         }
+        // A private tmpfs at the plan's parent (/tmp): the plan's mount
+        // point is made there, not in the shared builder rootfs, and each
+        // bin/build gets a fresh writable /tmp as in the reference's
+        // container.
+        std::string plan_parent =
+            invocation.plan_container_dir.substr(0, invocation.plan_container_dir.rfind('/'));
+        if (!plan_parent.empty()) {
+            spec.mounts.push_back({ns::MountKind::Tmpfs, "", plan_parent, false, {"mode=1777"}});
+        }
         // Read-only: the plan is input, and files the build user wrote
         // there could not be removed by us afterwards.
         spec.mounts.push_back({ns::MountKind::Bind,

@@ -148,7 +148,8 @@ base::Result<std::string> render_buildpack_plan(const std::vector<BuildRequire>&
 // ns::Launcher::run (in this process, which must be single-threaded) as the
 // builder's numeric user, with exactly the invocation's env, cwd the app dir,
 // the app, layers and cache dirs bound writable at /workspace, /layers,
-// /cache and the platform dir read-only at /platform, plus the plan dir.
+// /cache and the platform dir read-only at /platform, a fresh tmpfs at the
+// plan's parent (/tmp) and the plan dir read-only in it.
 struct BuildContainer {
     ns::Rootfs rootfs;
     std::string user;  // "CNB_USER_ID:CNB_GROUP_ID"
