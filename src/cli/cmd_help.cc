@@ -43,6 +43,10 @@ int run_help(std::span<const std::string> args) {
         print_overview();
         return kExitOk;
     }
+    if (args.size() > 1) {
+        return report_usage(
+            "help", base::invalid_argument("expected one COMMAND, got {} arguments", args.size()));
+    }
     const Command* command = find_command(args[0]);
     if (command == nullptr) {
         std::fprintf(stderr, "locald: error: unknown command `%s`; see `locald --help`\n",
@@ -53,7 +57,10 @@ int run_help(std::span<const std::string> args) {
     return kExitOk;
 }
 
-int run_version(std::span<const std::string>) {
+int run_version(std::span<const std::string> args) {
+    if (!args.empty()) {
+        return report_usage("version", base::invalid_argument("unexpected argument `{}`", args[0]));
+    }
     std::printf("locald %s\n", base::kVersion);
     return kExitOk;
 }

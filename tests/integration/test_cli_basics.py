@@ -7,6 +7,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from host_util import host  # noqa: F401 (fixture)
 
 
@@ -139,3 +141,11 @@ def test_reapply_on_a_terminal_shows_no_time_for_unchanged_services(host):
     assert rows, output
     assert all(row.split() == ["again:idle", "running", "pid", f"{host.service('idle')['pid']}"]
                for row in rows), rows
+
+
+@pytest.mark.parametrize("args", [("version", "x"), ("help", "up", "down")])
+def test_extra_arguments_are_usage_errors(run_locald, args):
+    result = run_locald(*args)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert result.stdout == ""
+    assert f"see `locald help {args[0]}`" in result.stderr
