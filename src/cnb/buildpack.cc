@@ -289,6 +289,71 @@ base::Result<Order> parse_order_toml(std::string_view text, std::string_view fil
     return out;
 }
 
+base::Result<SystemBuildpacks> parse_system_toml(std::string_view text, std::string_view file) {
+    toml::table root = TRY(internal::parse_toml(text, file));
+    SystemBuildpacks out;
+    const toml::node* system = root.get("system");
+    if (system == nullptr) {
+        return out;
+    }
+    if (!system->is_table()) {
+        return base::invalid_argument("{}: `system` must be a table ([system.pre], [system.post])",
+                                      at(file, *system));
+    }
+    for (const char* phase : {"pre", "post"}) {
+        const toml::node* node = system->as_table()->get(phase);
+        if (node == nullptr) {
+            continue;
+        }
+        const toml::table* table = node->as_table();
+        if (table == nullptr) {
+            return base::invalid_argument("{}: `system.{}` must be a table", at(file, *node),
+                                          phase);
+        }
+        const toml::node* buildpacks = table->get("buildpacks");
+        if (buildpacks == nullptr) {
+            continue;
+        }
+        if (!buildpacks->is_array()) {
+            return base::invalid_argument(
+                "{}: `system.{}.buildpacks` must be an array of tables ([[system.{}.buildpacks]])",
+                at(file, *buildpacks), phase, phase);
+        }
+        Group group = TRY(parse_group(*buildpacks->as_array(), file,
+                                      fmt::format("[[system.{}.buildpacks]]", phase)));
+        (std::string_view(phase) == "pre" ? out.pre : out.post) = std::move(group);
+    }
+    return out;
+}
+
+Order merge_system_buildpacks(const Order& order, const SystemBuildpacks& system) {
+    Order out;
+    for (const Group& group : order) {
+        auto has = [&](const std::string& id) {
+            for (const GroupRef& ref : group) {
+                if (ref.id == id) {
+                    return true;
+                }
+            }
+            return false;
+        };
+        Group merged;
+        for (const GroupRef& ref : system.pre) {
+            if (!has(ref.id)) {
+                merged.push_back(ref);
+            }
+        }
+        merged.insert(merged.end(), group.begin(), group.end());
+        for (const GroupRef& ref : system.post) {
+            if (!has(ref.id)) {
+                merged.push_back(ref);
+            }
+        }
+        out.push_back(std::move(merged));
+    }
+    return out;
+}
+
 namespace {
 
 base::Result<RunImageRef> parse_run_image(const base::Json& json, std::string_view where) {

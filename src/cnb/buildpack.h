@@ -102,6 +102,19 @@ base::Result<BuildpackDescriptor> parse_buildpack_toml(std::string_view text,
 // (locald does not run image extensions).
 base::Result<Order> parse_order_toml(std::string_view text, std::string_view file);
 
+// /cnb/system.toml (Platform API 0.15): system buildpacks run around every
+// group — `[[system.pre.buildpacks]]` before, `[[system.post.buildpacks]]`
+// after (id, version, optional).
+struct SystemBuildpacks {
+    Group pre;
+    Group post;
+};
+base::Result<SystemBuildpacks> parse_system_toml(std::string_view text, std::string_view file);
+// Each group becomes pre ++ group ++ post, leaving out a system buildpack
+// whose id the group already has (lifecycle platform: system buildpacks
+// never override the builder's or the user's choice).
+Order merge_system_buildpacks(const Order& order, const SystemBuildpacks& system);
+
 // The builder image's labels and config env, as the CNB platform needs them.
 struct RunImageRef {
     std::string image;

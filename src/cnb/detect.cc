@@ -789,4 +789,44 @@ DetectRunner launcher_detect_runner(LauncherDetectConfig config) {
     };
 }
 
+base::Result<DetectOutcome> run_detect_phase(const DetectPhase& phase,
+                                             const DetectOptions& options) {
+    const LauncherDetectConfig& config = phase.run;
+    base::UniqueFd rootfs(::open(config.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!rootfs) {
+        return base::errno_error("opening the builder rootfs `{}`", config.rootfs);
+    }
+    std::string order_path = phase.order_path;
+    if (order_path.empty()) {
+        std::string in_layers = config.layers_dir + "/order.toml";
+        struct stat st;
+        if (::lstat(in_layers.c_str(), &st) == 0) {
+            order_path = in_layers;
+        }
+    }
+    Order order;
+    if (order_path.empty()) {
+        order = TRY(load_order(rootfs.get()));
+    } else {
+        std::string text = TRY(read_back(order_path, kMaxPlanBytes));
+        order = TRY(parse_order_toml(text, order_path));
+    }
+    auto system = read_file_in_root(rootfs.get(), "/cnb/system.toml");
+    if (system) {
+        order = merge_system_buildpacks(order, TRY(parse_system_toml(*system, "/cnb/system.toml")));
+    } else if (system.error().kind() != base::ErrorKind::NotFound) {
+        return system.release_error();
+    }
+    int fd = rootfs.get();
+    BuildpackLookup lookup = [fd](std::string_view id, std::string_view version) {
+        return load_buildpack(fd, id, version);
+    };
+    DetectOutcome outcome = TRY(detect(order, lookup, launcher_detect_runner(config), options));
+    if (outcome.exit_code == 0) {
+        TRY(write_detect_outputs(outcome.resolution, config.layers_dir + "/group.toml",
+                                 config.layers_dir + "/plan.toml"));
+    }
+    return outcome;
+}
+
 }  // namespace locald::cnb

@@ -23,8 +23,8 @@
 //    real one, `launcher_detect_runner`, runs `<bp>/bin/detect /platform
 //    <plan>` as CNB_USER_ID:CNB_GROUP_ID in the builder rootfs through
 //    ns::Launcher::run with exactly the environment the spec gives it.
-//  - Not run: image extensions, system buildpacks (Platform 0.15), exec-env
-//    filtering (Platform 0.15). Detects run one after another.
+//  - Not run: image extensions and exec-env filtering (Platform 0.15).
+//    Detects run one after another, not in parallel.
 // Depends on base, ns (toml++ private).
 #pragma once
 
@@ -203,5 +203,22 @@ struct LauncherDetectConfig {
 // stdout and stderr are captured by pointing this process's fds 1 and 2 at
 // a file for the duration of the run.
 DetectRunner launcher_detect_runner(LauncherDetectConfig config);
+
+// The detect phase as the platform runs it (lifecycle `detector`):
+//  - the order: `order_path` (a host file) when set; else
+//    `<layers>/order.toml` when it exists (CNB_ORDER_PATH's default); else
+//    the builder's /cnb/order.toml;
+//  - merged with the builder's /cnb/system.toml when it has one;
+//  - buildpacks looked up in the builder rootfs (load_buildpack);
+//  - detect runs through launcher_detect_runner(`run`);
+//  - on success, `<layers>/group.toml` and `<layers>/plan.toml` (written
+//    atomically; a link planted there by a buildpack is replaced, never
+//    followed). A previous group.toml/plan.toml is left alone on failure.
+struct DetectPhase {
+    LauncherDetectConfig run;
+    std::string order_path;
+};
+base::Result<DetectOutcome> run_detect_phase(const DetectPhase& phase,
+                                             const DetectOptions& options = {});
 
 }  // namespace locald::cnb

@@ -189,6 +189,36 @@ TEST(CnbOrderToml, Errors) {
         << extensions.error().message();
 }
 
+TEST(CnbSystemToml, PreAndPostWrapEveryGroupUnlessTheGroupHasTheId) {
+    auto system = parse_system_toml(R"([system]
+[[system.pre.buildpacks]]
+id = "pre"
+version = "1"
+[[system.post.buildpacks]]
+id = "post"
+version = "2"
+optional = true
+)",
+                                    "system.toml");
+    ASSERT_TRUE(system) << system.error().message();
+    EXPECT_EQ(system->pre, (Group{{"pre", "1", false}}));
+    EXPECT_EQ(system->post, (Group{{"post", "2", true}}));
+    Order merged = merge_system_buildpacks({{{"a", "1"}}, {{"pre", "9"}, {"b", "1"}}}, *system);
+    EXPECT_EQ(merged, (Order{{{"pre", "1"}, {"a", "1"}, {"post", "2", true}},
+                             {{"pre", "9"}, {"b", "1"}, {"post", "2", true}}}));
+    auto empty = parse_system_toml("", "system.toml");
+    ASSERT_TRUE(empty);
+    EXPECT_TRUE(empty->pre.empty() && empty->post.empty());
+    auto bad = parse_system_toml("[system.pre]\nbuildpacks = 1\n", "system.toml");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find("system.toml:2: `system.pre.buildpacks` must be an array"),
+              std::string::npos)
+        << bad.error().message();
+    bad = parse_system_toml("[[system.post.buildpacks]]\nid = \"x\"\n", "system.toml");
+    ASSERT_FALSE(bad);
+    EXPECT_NE(bad.error().message().find("has no version"), std::string::npos);
+}
+
 TEST(CnbIds, EscapeAndValidate) {
     EXPECT_EQ(escape_id("samples/hello-world"), "samples_hello-world");
     EXPECT_EQ(escape_id("0.8/buildpack"), "0.8_buildpack");

@@ -111,6 +111,18 @@ id = "not-executable"
 version = "1"
 optional = true
 )");
+        // Platform 0.15 system buildpacks: `fails` is already in the first
+        // group (not added there); `system-post` passes with an empty plan.
+        write_text(m_root + "/cnb/system.toml", R"([[system.pre.buildpacks]]
+id = "fails"
+version = "1"
+optional = true
+[[system.post.buildpacks]]
+id = "system-post"
+version = "1"
+optional = true
+)");
+        add_buildpack("system-post", "1", "0.12", "#!/bin/sh\nexit 0\n");
         add_buildpack("samples/hello-world", "0.0.1", "0.10", kHelloWorldDetect);
         add_buildpack("samples/hello-moon", "0.0.1", "0.7", kHelloMoonDetect);
         add_buildpack("fails", "1", "0.10", "#!/bin/sh\nexit 100\n");
@@ -167,13 +179,6 @@ version = "0.0.1"
     }
 
     void RunsTheSamplesLikeTheLifecycle() {
-        base::UniqueFd rootfs(::open(m_root.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-        ASSERT_TRUE(rootfs);
-        auto order = load_order(rootfs.get());
-        ASSERT_TRUE(order) << order.error().to_string();
-        BuildpackLookup lookup = [&](std::string_view id, std::string_view version) {
-            return load_buildpack(rootfs.get(), id, version);
-        };
         LauncherDetectConfig config;
         config.rootfs = m_root;
         config.image_env = {"PATH=/bin", "CNB_USER_ID=1002", "CNB_GROUP_ID=1003",
@@ -188,7 +193,7 @@ version = "0.0.1"
         config.launch.warn = [&](const std::string& w) { warnings += w + "\n"; };
         DetectOptions options;
         options.run_target = config.run_target;
-        auto outcome = detect(*order, lookup, launcher_detect_runner(config), options);
+        auto outcome = run_detect_phase({config, ""}, options);
         ASSERT_TRUE(outcome) << outcome.error().to_string();
         std::string log;
         for (const std::string& line : outcome->log) {
@@ -196,9 +201,9 @@ version = "0.0.1"
         }
         ASSERT_EQ(outcome->exit_code, 0) << log << warnings;
         std::vector<std::vector<std::string>> tried = {
-            {"fails@1"},
-            {"samples/hello-world@0.0.1", "samples/hello-moon@0.0.1", "broken@1",
-             "not-executable@1"},
+            {"fails@1", "system-post@1"},
+            {"fails@1", "samples/hello-world@0.0.1", "samples/hello-moon@0.0.1", "broken@1",
+             "not-executable@1", "system-post@1"},
         };
         EXPECT_EQ(outcome->tried, tried);
         EXPECT_EQ(outcome->runs["fails@1"].code, 100);
@@ -208,10 +213,11 @@ version = "0.0.1"
         const DetectRun& world = outcome->runs["samples/hello-world@0.0.1"];
         EXPECT_EQ(world.output, "hello-world detect out\nhello-world detect err\n");
 
-        EXPECT_EQ(group_toml(outcome->resolution),
+        EXPECT_EQ(read_text(m_dir + "/layers/group.toml"),
                   "[[group]]\napi = '0.10'\nid = 'samples/hello-world'\nversion = '0.0.1'\n\n"
-                  "[[group]]\napi = '0.7'\nid = 'samples/hello-moon'\nversion = '0.0.1'\n");
-        EXPECT_EQ(plan_toml(outcome->resolution),
+                  "[[group]]\napi = '0.7'\nid = 'samples/hello-moon'\nversion = '0.0.1'\n\n"
+                  "[[group]]\napi = '0.12'\nid = 'system-post'\nversion = '1'\n");
+        EXPECT_EQ(read_text(m_dir + "/layers/plan.toml"),
                   "[[entries]]\n\n    [[entries.providers]]\n    id = 'samples/hello-world'\n"
                   "    version = '0.0.1'\n\n    [[entries.requires]]\n    name = 'some-world'\n\n"
                   "    [[entries.requires]]\n    name = 'some-world'\n\n"
