@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from host_util import host  # noqa: F401 (fixture)
+from host_util import host, wait_until  # noqa: F401 (host is a fixture)
 
 
 def test_version(run_locald):
@@ -149,3 +149,18 @@ def test_extra_arguments_are_usage_errors(run_locald, args):
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""
     assert f"see `locald help {args[0]}`" in result.stderr
+
+
+def test_logs_since_takes_bare_seconds_and_no_colour(host):
+    # What `logs --help` and the manual promise about --since and --no-colour.
+    project = host.project("talk", """
+        [service.say]
+        command = "echo said-it; exec sleep 300"
+        port = false
+        """)
+    host.run("up", project, check=True)
+    wait_until(lambda: "said-it" in host.logs("say"), what="the service's line")
+    for since in ("3600", "1h"):
+        result = host.run("logs", "--since", since, "--no-colour", "say", cwd=project, check=True)
+        assert "said-it" in result.stdout
+    assert host.run("logs", "--since", "1x", cwd=project).returncode == 2
