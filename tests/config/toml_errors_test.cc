@@ -197,6 +197,12 @@ INSTANTIATE_TEST_SUITE_P(
         BadToml{"http_probe_without_port",
                 std::string(kWeb) + "port = false\nhealth_check = { http = \"/\" }\n", "4:16",
                 "a `http` health check probes the service's port, but `port = false`"},
+        BadToml{"notify_probe_without_network",
+                "[service.db]\nimage = \"postgres:15\"\nnetwork = \"none\"\n"
+                "health_check = { notify = true }\n",
+                "4:16",
+                "a `notify` health check needs network = \"host\" (the notify socket is not "
+                "reachable from network \"none\")"},
         BadToml{"replicas_with_pinned_port", std::string(kWeb) + "port = 80\nreplicas = 2\n",
                 "4:12", "`replicas` and a pinned `port` clash in [service.web]"},
         BadToml{"service_and_services",

@@ -545,6 +545,14 @@ private:
                             "but `port = false`",
                             prefix, to_string(kind));
             }
+            // The daemon refuses it at `up`; `locald config` must say so too.
+            if (kind == HealthCheck::Kind::Notify && !on_host &&
+                spec.container.network == NetworkMode::None) {
+                return fail(*table->get("health_check"),
+                            "`{}.health_check`: a `notify` health check needs network = \"host\" "
+                            "(the notify socket is not reachable from network \"none\")",
+                            prefix);
+            }
         }
         if (spec.replicas > 1 && spec.port.mode == PortSpec::Mode::Pinned) {
             return fail(*table->get("replicas"),
