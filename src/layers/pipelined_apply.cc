@@ -177,22 +177,14 @@ base::Result<PipelinedApply> PipelinedApply::start(const oci::ContentStore& stor
         // applying a layer, nor one whose socket a fork of the caller still
         // holds. Each arms PR_SET_PDEATHSIG and then checks that its parent
         // is still the one expected (a parent gone before the arming sent
-        // nothing). The child arms it inside `fn`: becoming the namespace's
-        // root (setresuid) clears the setting.
+        // nothing); run_as_container_root does it for the child.
         prctl(PR_SET_PDEATHSIG, SIGKILL);
         if (getppid() != caller) {
             _exit(1);
         }
-        const pid_t helper = getpid();
         commands.write.reset();
         result.read.reset();
         auto applied = run_as_container_root(plan, [&]() -> Result<void> {
-            if (getpid() != helper) {
-                prctl(PR_SET_PDEATHSIG, SIGKILL);
-                if (getppid() != helper) {
-                    return base::cancelled("the unpack helper exited before its child started");
-                }
-            }
             TRY(apply_as_fed(store, plan, options, commands.read.get(), result.write.get()));
             return base::ok();
         });

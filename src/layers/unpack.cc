@@ -1,6 +1,8 @@
 #include "layers/unpack.h"
 
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -48,7 +50,16 @@ base::Result<void> run_as_container_root(const OwnershipPlan& plan,
     if (!plan.user_namespace) {
         return fn();
     }
+    // The child dies with the process that waits for it: armed here, after
+    // becoming the namespace's root (setresuid clears the setting), then the
+    // parent checked (one gone before the arming sent nothing). Otherwise a
+    // killed caller left it applying or removing, or blocked for good.
+    const pid_t parent = getpid();
     int status = TRY(base::run_in_user_namespace(plan.mapping, [&]() -> Result<int> {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent) {
+            return base::cancelled("the process that started this user-namespace child exited");
+        }
         TRY(fn());
         return 0;
     }));

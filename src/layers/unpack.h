@@ -52,7 +52,8 @@ struct OwnershipPlan {
 base::Result<OwnershipPlan> plan_ownership(RootlessMode rootless);
 
 // Runs `fn` as the plan's container root: inline, or in a forked child in
-// the user namespace (errors come back with their kind and message).
+// the user namespace (errors come back with their kind and message) that
+// dies with the calling thread (PR_SET_PDEATHSIG, armed once it is root).
 base::Result<void> run_as_container_root(const OwnershipPlan& plan,
                                          const std::function<base::Result<void>()>& fn);
 

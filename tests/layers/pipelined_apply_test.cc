@@ -25,6 +25,7 @@
 #include "fs_snapshot.h"
 #include "layers/pipelined_apply.h"
 #include "oci/media_types.h"
+#include "process_util.h"
 #include "tar_builder.h"
 
 namespace locald::layers {
@@ -187,32 +188,6 @@ void flatten_in_order(const OwnershipPlan& plan) {
     remove_tree(f.tmp);
 }
 
-// The children of `pid` (of its main thread, which is the one that forks).
-std::vector<pid_t> children_of(pid_t pid) {
-    std::ifstream in(fmt::format("/proc/{}/task/{}/children", pid, pid));
-    std::vector<pid_t> out;
-    pid_t child;
-    while (in >> child) {
-        out.push_back(child);
-    }
-    return out;
-}
-
-// Whether `pid` exits (or has exited) within a bound generous enough that
-// only a process that would never exit reaches it.
-bool ends(pid_t pid) {
-    int fd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
-    if (fd < 0) {
-        return errno == ESRCH;
-    }
-    struct pollfd pfd = {fd, POLLIN, 0};
-    int rc;
-    while ((rc = ::poll(&pfd, 1, 60000)) < 0 && errno == EINTR) {
-    }
-    ::close(fd);
-    return rc > 0;
-}
-
 // Waits (bounded) until the Flatten helper has applied layer 0 into `root`:
 // its applying process is then past its own setup.
 bool layer_zero_applied(const std::string& root) {
@@ -316,7 +291,7 @@ void killing_the_helper_ends_its_child(const OwnershipPlan& plan) {
     // The orphaned child is reparented here, to be reaped.
     ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
     ASSERT_EQ(::kill(helpers[0], SIGKILL), 0);
-    bool gone = ends(child);
+    bool gone = process_ends(child);
     if (!gone) {
         ::kill(child, SIGKILL);  // so that finish() can return
     }
@@ -396,8 +371,8 @@ void killing_the_caller_ends_the_helpers(const OwnershipPlan& plan) {
     ::kill(caller, SIGKILL);
     int status;
     ::waitpid(caller, &status, 0);
-    bool helper_gone = helper > 0 && ends(helper);
-    bool child_gone = child <= 0 || ends(child);
+    bool helper_gone = helper > 0 && process_ends(helper);
+    bool child_gone = child <= 0 || process_ends(child);
     for (pid_t pid : {helper, child}) {
         if (pid > 0) {
             ::kill(pid, SIGKILL);  // in case; no-ops once gone

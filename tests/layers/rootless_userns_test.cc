@@ -5,8 +5,11 @@
 #include <fcntl.h>
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/mount.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/sys.h"
@@ -15,6 +18,7 @@
 #include "layers/rootfs.h"
 #include "layers/snapshot_store.h"
 #include "layers/unpack.h"
+#include "process_util.h"
 #include "tar_builder.h"
 #include "test_util.h"
 
@@ -37,6 +41,55 @@ uint32_t first_subuid() {
         }
     }
     return 0;
+}
+
+// A caller killed while its child in the user namespace runs `fn`: the
+// child must end with it, not stay blocked (here on a pipe this test keeps
+// open) or go on writing. The test is a subreaper, to reap what is left.
+TEST(RootlessUserns, TheContainerRootChildDiesWithItsCaller) {
+    if (geteuid() == 0) {
+        GTEST_SKIP() << "rootless: runs in the unprivileged pass";
+    }
+    bool skip = false;
+    OwnershipPlan plan = userns_plan_or_skip(&skip);
+    if (skip) {
+        GTEST_SKIP() << "no subordinate id range for this user (scripts/setup-test-user)";
+    }
+    int block[2], started[2];
+    ASSERT_EQ(::pipe2(block, O_CLOEXEC), 0);
+    ASSERT_EQ(::pipe2(started, O_CLOEXEC), 0);
+    ASSERT_EQ(::prctl(PR_SET_CHILD_SUBREAPER, 1), 0);
+    pid_t caller = ::fork();
+    ASSERT_GE(caller, 0);
+    if (caller == 0) {
+        ::close(block[1]);
+        ::close(started[0]);
+        auto ran = run_as_container_root(plan, [&]() -> base::Result<void> {
+            (void)!::write(started[1], "s", 1);
+            char byte;
+            (void)!::read(block[0], &byte, 1);
+            return base::ok();
+        });
+        ::_exit(ran ? 0 : 1);
+    }
+    ::close(block[0]);
+    ::close(started[1]);
+    char byte = 0;
+    bool in_fn = ::read(started[0], &byte, 1) == 1;  // the child runs `fn`
+    ::close(started[0]);
+    auto children = children_of(caller);
+    ::kill(caller, SIGKILL);
+    int status;
+    ::waitpid(caller, &status, 0);
+    bool gone = children.size() == 1 && process_ends(children[0]);
+    ::close(block[1]);  // ends a child that is still there
+    for (pid_t child : children) {
+        ::waitpid(child, &status, 0);
+    }
+    ::prctl(PR_SET_CHILD_SUBREAPER, 0);
+    ASSERT_TRUE(in_fn);
+    ASSERT_EQ(children.size(), 1u);
+    EXPECT_TRUE(gone) << "the user-namespace child outlived its caller";
 }
 
 TEST(RootlessUserns, OwnersInsideTheNamespaceAndRemovalThroughIt) {
