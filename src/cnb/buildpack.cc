@@ -491,6 +491,52 @@ base::Result<BuilderInfo> parse_builder_config(const std::map<std::string, std::
     return info;
 }
 
+namespace {
+
+// The value of KEY=value / KEY="value" in os-release(5) text, "" if absent.
+std::string os_release_value(std::string_view text, std::string_view key) {
+    size_t start = 0;
+    while (start < text.size()) {
+        size_t end = text.find('\n', start);
+        std::string_view line =
+            text.substr(start, end == std::string_view::npos ? text.npos : end - start);
+        start = end == std::string_view::npos ? text.size() : end + 1;
+        if (line.size() > key.size() && line.substr(0, key.size()) == key &&
+            line[key.size()] == '=') {
+            std::string_view value = line.substr(key.size() + 1);
+            if (value.size() >= 2 && (value.front() == '"' || value.front() == '\'') &&
+                value.back() == value.front()) {
+                value = value.substr(1, value.size() - 2);
+            }
+            return std::string(value);
+        }
+    }
+    return "";
+}
+
+}  // namespace
+
+Target run_image_target(std::string_view os, std::string_view arch, std::string_view variant,
+                        const std::map<std::string, std::string>& labels,
+                        std::string_view os_release) {
+    Target target{std::string(os), std::string(arch), std::string(variant), {}};
+    Distro distro;
+    if (auto it = labels.find("io.buildpacks.base.distro.name"); it != labels.end()) {
+        distro.name = it->second;
+    }
+    if (auto it = labels.find("io.buildpacks.base.distro.version"); it != labels.end()) {
+        distro.version = it->second;
+    }
+    if (distro.name.empty() && distro.version.empty() && !os_release.empty()) {
+        distro.name = os_release_value(os_release, "ID");
+        distro.version = os_release_value(os_release, "VERSION_ID");
+    }
+    if (!distro.name.empty() || !distro.version.empty()) {
+        target.distros.push_back(std::move(distro));
+    }
+    return target;
+}
+
 base::Result<std::string> read_file_in_root(int rootfs_fd, std::string_view path,
                                             size_t max_bytes) {
     auto fd = base::open_in_root(rootfs_fd, path, O_RDONLY | O_NOCTTY | O_NONBLOCK);

@@ -135,6 +135,15 @@ struct BuilderInfo {
 base::Result<BuilderInfo> parse_builder_config(const std::map<std::string, std::string>& labels,
                                                const std::vector<std::string>& env);
 
+// The run image's target (§2.6): the image config's os/architecture/variant
+// and the distro from its `io.buildpacks.base.distro.name`/`.version`
+// labels; when those are missing, from `os_release` (the text of an
+// /etc/os-release: ID and VERSION_ID) — pass the builder rootfs's, never the
+// host's (pitfall 13: in host mode the host's would lie). "" skips it.
+Target run_image_target(std::string_view os, std::string_view arch, std::string_view variant,
+                        const std::map<std::string, std::string>& labels,
+                        std::string_view os_release = "");
+
 // Reads /cnb/buildpacks/<esc(id)>/<version>/buildpack.toml inside the rootfs
 // `rootfs_fd` (confined), checks that the file's id and version are the ones
 // asked for and that its API is supported, and fills `dir` and

@@ -219,6 +219,19 @@ optional = true
     EXPECT_NE(bad.error().message().find("has no version"), std::string::npos);
 }
 
+TEST(CnbRunImageTarget, LabelsThenOsRelease) {
+    std::map<std::string, std::string> labels = {{"io.buildpacks.base.distro.name", "ubuntu"},
+                                                 {"io.buildpacks.base.distro.version", "24.04"}};
+    const char* os_release = "NAME=\"Debian GNU/Linux\"\nID=debian\nVERSION_ID=\"12\"\n";
+    EXPECT_EQ(run_image_target("linux", "amd64", "", labels, os_release),
+              (Target{"linux", "amd64", "", {{"ubuntu", "24.04"}}}));
+    EXPECT_EQ(run_image_target("linux", "arm64", "v8", {}, os_release),
+              (Target{"linux", "arm64", "v8", {{"debian", "12"}}}));
+    EXPECT_EQ(run_image_target("linux", "amd64", "", {}, ""), (Target{"linux", "amd64", "", {}}));
+    EXPECT_EQ(run_image_target("linux", "amd64", "", {}, "IDX=1\nVERSION_ID='3.19'\n"),
+              (Target{"linux", "amd64", "", {{"", "3.19"}}}));
+}
+
 TEST(CnbIds, EscapeAndValidate) {
     EXPECT_EQ(escape_id("samples/hello-world"), "samples_hello-world");
     EXPECT_EQ(escape_id("0.8/buildpack"), "0.8_buildpack");
