@@ -1,5 +1,6 @@
 #include "cli/output.h"
 
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -69,7 +70,33 @@ std::string short_duration(std::int64_t ms) {
     return fmt::format("{}h{:02}m", ms / 3'600'000, (ms / 60'000) % 60);
 }
 
-void print_table(const std::vector<std::vector<std::string>>& rows) {
+std::string one_line(std::string_view text) {
+    std::string out;
+    bool pending_space = false;
+    for (char c : text) {
+        auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f || c == ' ') {
+            pending_space = true;
+            continue;
+        }
+        if (pending_space && !out.empty()) {
+            out.push_back(' ');
+        }
+        pending_space = false;
+        out.push_back(c);
+    }
+    return out;
+}
+
+void print_table(const std::vector<std::vector<std::string>>& raw_rows) {
+    std::vector<std::vector<std::string>> rows;
+    for (const auto& raw : raw_rows) {
+        std::vector<std::string> row;
+        for (const auto& cell : raw) {
+            row.push_back(one_line(cell));
+        }
+        rows.push_back(std::move(row));
+    }
     std::vector<size_t> widths;
     for (const auto& row : rows) {
         widths.resize(std::max(widths.size(), row.size()), 0);
@@ -178,7 +205,12 @@ Progress::Progress(bool tty, bool colour)
     : m_tty(tty),
       m_colour(colour),
       m_begin(std::chrono::steady_clock::now()),
-      m_begin_wall(std::chrono::system_clock::now()) {}
+      m_begin_wall(std::chrono::system_clock::now()) {
+    struct winsize size {};
+    if (m_tty && ::ioctl(STDOUT_FILENO, TIOCGWINSZ, &size) == 0) {
+        m_columns = size.ws_col;
+    }
+}
 
 std::int64_t Progress::elapsed_ms() const {
     return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() -
@@ -193,7 +225,7 @@ void Progress::update(const base::Json& service) {
     if (waiting && waiting->is_bool() && waiting->as_bool()) {
         state = "pending";
     }
-    std::string reason = json_string(service, "reason");
+    std::string reason = one_line(json_string(service, "reason"));
     std::string detail;
     if (const auto* pid = service.find("pid"); pid && pid->is_int()) {
         detail += fmt::format("pid {}", pid->as_int());
@@ -262,6 +294,21 @@ std::string Progress::render(const Row& row) const {
     std::string extra = row.detail;
     if (!row.reason.empty() && !(row.state == "ready" || row.state == "running")) {
         extra = row.reason;
+    }
+    // Rows are redrawn by moving the cursor up one line per row: a row that
+    // wraps would leave stale lines behind, so cut the detail to fit.
+    size_t used = 2 + name.size() + 2 + state.size() + 2 + std::max<size_t>(when.size(), 7) + 2;
+    if (m_columns > used + 1) {
+        size_t room = m_columns - used - 1;
+        std::vector<size_t> starts;  // where each UTF-8 character begins
+        for (size_t i = 0; i < extra.size(); ++i) {
+            if ((static_cast<unsigned char>(extra[i]) & 0xc0) != 0x80) {
+                starts.push_back(i);
+            }
+        }
+        if (starts.size() > room && room > 0) {
+            extra = extra.substr(0, starts[room - 1]) + "…";
+        }
     }
     if (m_colour) {
         return fmt::format("  {}  \x1b[{}m{}\x1b[0m  {:>7}  \x1b[2m{}\x1b[0m", name,

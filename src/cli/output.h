@@ -29,7 +29,13 @@ std::string log_prefix(std::int64_t unix_ms, std::string_view name, size_t name_
 // "1.2s", "340ms", "2m03s".
 std::string short_duration(std::int64_t ms);
 
+// `text` on one line: each run of control characters (newlines, tabs, …) and
+// the blanks around it becomes one space, so a reason quoting a multi-line
+// command line cannot break a table row or a progress line.
+std::string one_line(std::string_view text);
+
 // Left-aligned columns separated by two spaces; the first row is the header.
+// Cells are printed one_line().
 void print_table(const std::vector<std::vector<std::string>>& rows);
 
 // Parses "10s", "5m", "2h", "1d", "500ms" into milliseconds; -1 when malformed.
@@ -65,6 +71,7 @@ private:
     bool m_colour;
     std::chrono::steady_clock::time_point m_begin;
     std::chrono::system_clock::time_point m_begin_wall;  // vs the daemon's started_at
+    size_t m_columns = 0;  // the terminal's width (0: unknown); a wrapped row breaks the redraw
     std::vector<Row> m_rows;
     size_t m_drawn = 0;
 };

@@ -1,10 +1,14 @@
 """The binary's surface every later command relies on."""
+import fcntl
 import os
 import pty
 import re
 import select
 import signal
+import struct
 import subprocess
+import sys
+import termios
 import time
 
 import pytest
@@ -101,10 +105,13 @@ def test_up_of_a_project_without_services_says_so(host):
             result.stderr
 
 
-def run_on_terminal(host, *args, cwd=None, timeout=60):
-    """Runs `locald ARGS…` on a fresh pseudo-terminal; returns (status, output)."""
+def run_on_terminal(host, *args, cwd=None, timeout=60, columns=0):
+    """Runs `locald ARGS…` on a fresh pseudo-terminal (COLUMNS wide when given);
+    returns (status, output)."""
     pid, fd = pty.fork()
     if pid == 0:
+        if columns:
+            fcntl.ioctl(1, termios.TIOCSWINSZ, struct.pack("HHHH", 24, columns, 0, 0))
         os.chdir(cwd or "/")
         os.execve(host.binary, [host.binary, *map(str, args)], host.env())
     output = b""
@@ -164,3 +171,40 @@ def test_logs_since_takes_bare_seconds_and_no_colour(host):
         result = host.run("logs", "--since", since, "--no-colour", "say", cwd=project, check=True)
         assert "said-it" in result.stdout
     assert host.run("logs", "--since", "1x", cwd=project).returncode == 2
+
+
+def test_a_multi_line_reason_stays_on_one_line(host):
+    # The holder of a pinned port is quoted with its command line, which may
+    # hold newlines (`python3 -c '…'`): status rows, progress lines and the
+    # terminal's redrawn rows must each stay one line.
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import socket, time\ns = socket.socket()\n"
+         "s.bind(('127.0.0.1', 0))\ns.listen()\nprint(s.getsockname()[1], flush=True)\n"
+         "time.sleep(120)"], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(holder.stdout.readline())
+        project = host.project("multi", f"""
+            [service.svc]
+            command = "exec sleep 300"
+            port = {port}
+            """)
+        result = host.run("up", project)
+        assert result.returncode == 1, result.stdout + result.stderr
+        failed = [line for line in result.stdout.splitlines()
+                  if line.startswith("multi:svc: failed")]
+        assert len(failed) == 1 and "s.listen() print(" in failed[0], result.stdout
+        assert result.stderr.count("\n") == 1, result.stderr
+        assert "s.listen() print(" in result.stderr, result.stderr
+        rows = host.run("status", check=True).stdout.splitlines()
+        assert len(rows) == 2, rows
+        assert f"port {port} is already in use by pid {holder.pid}" in rows[1], rows
+        status, output = run_on_terminal(host, "up", project, columns=80)
+        assert status == 1, output
+        screen = re.sub(r"\x1b\[[0-9;]*[A-Za-z]", "", output).replace("\r", "")
+        assert [line for line in screen.splitlines() if "multi:svc" in line], output
+        too_wide = [line for line in screen.splitlines()
+                    if len(line) > 80 and not line.startswith("locald: multi:svc failed")]
+        assert not too_wide, too_wide
+    finally:
+        holder.kill()
+        holder.wait()
