@@ -702,6 +702,13 @@ base::Result<std::string> read_back(const std::string& path, size_t max_bytes,
 base::Result<DetectRun> run_detect(const LauncherDetectConfig& config,
                                    const BuildpackDescriptor& bp) {
     std::string key = key_of(bp.id, bp.version);
+    if (config.rootfs.empty() || config.app_dir.empty() || config.layers_dir.empty() ||
+        config.platform_dir.empty() || config.uid == 0) {
+        return base::invalid_argument(
+            "detect of `{}`: the runner needs the builder rootfs, app, layers and platform "
+            "directories and a non-root CNB_USER_ID",
+            key);
+    }
     base::TempDir scratch =
         TRY(config.scratch_dir.empty() ? base::TempDir::create("locald-detect")
                                        : base::TempDir::create_in(config.scratch_dir, "detect"));

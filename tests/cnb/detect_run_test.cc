@@ -193,6 +193,19 @@ version = "0.0.1"
         config.launch.warn = [&](const std::string& w) { warnings += w + "\n"; };
         DetectOptions options;
         options.run_target = config.run_target;
+        // <layers>/order.toml, when present, is the order (CNB_ORDER_PATH's
+        // default); a failed detection writes no group.toml/plan.toml.
+        write_text(m_dir + "/layers/order.toml",
+                   "[[order]]\n[[order.group]]\nid = \"fails\"\nversion = \"1\"\n");
+        auto failed = run_detect_phase({config, ""}, options);
+        ASSERT_TRUE(failed) << failed.error().to_string();
+        EXPECT_EQ(failed->exit_code, 20);
+        EXPECT_EQ(failed->tried,
+                  (std::vector<std::vector<std::string>>{{"fails@1", "system-post@1"}}));
+        EXPECT_FALSE(fs::exists(m_dir + "/layers/group.toml"));
+        EXPECT_FALSE(fs::exists(m_dir + "/layers/plan.toml"));
+        fs::remove(m_dir + "/layers/order.toml");
+
         auto outcome = run_detect_phase({config, ""}, options);
         ASSERT_TRUE(outcome) << outcome.error().to_string();
         std::string log;

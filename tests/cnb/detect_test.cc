@@ -451,6 +451,26 @@ TEST(CnbDetectSamples, HelloUniverseWritesTheSpecsPlan) {
               "        [entries.requires.metadata]\n        world = 'Earth-616'\n");
 }
 
+TEST(CnbLauncherRunner, RefusesAnIncompleteSetupBeforeLaunching) {
+    BuildpackDescriptor bp;
+    bp.id = "a";
+    bp.version = "1";
+    LauncherDetectConfig config;
+    config.rootfs = "/nonexistent";
+    config.app_dir = "/nonexistent";
+    config.layers_dir = "/nonexistent";
+    config.uid = 1000;
+    auto run = launcher_detect_runner(config)(bp);
+    ASSERT_FALSE(run);
+    EXPECT_EQ(run.error().kind(), base::ErrorKind::InvalidArgument);
+    EXPECT_NE(run.error().message().find("platform"), std::string::npos);
+    config.platform_dir = "/nonexistent";
+    config.uid = 0;
+    run = launcher_detect_runner(config)(bp);
+    ASSERT_FALSE(run);
+    EXPECT_NE(run.error().message().find("non-root CNB_USER_ID"), std::string::npos);
+}
+
 // ---------------------------------------------------------------------------
 // The detect environment (§2.3, §3.5 steps 1 and 3).
 
