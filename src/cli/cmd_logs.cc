@@ -1,13 +1,17 @@
 // `locald logs [SERVICE…] [-f] [-n N] [--since D] [--no-color]`.
 #include <signal.h>
+#include <unistd.h>
 
 #include <cstdio>
+#include <optional>
+#include <string>
 
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
 #include "cli/ipc_client.h"
 #include "cli/output.h"
+#include "config/spec.h"
 
 namespace locald::cli {
 
@@ -32,6 +36,25 @@ const char kLogsHelp[] =
 namespace {
 
 void on_interrupt(int) {}
+
+// The name of the project whose directory holds the current directory (the
+// nearest one with a `locald.toml` or `Procfile`, as the daemon resolves
+// names), if it loads.
+std::optional<std::string> project_here() {
+    std::string dir = current_dir();
+    while (true) {
+        if (::access((dir + "/locald.toml").c_str(), F_OK) == 0 ||
+            ::access((dir + "/Procfile").c_str(), F_OK) == 0) {
+            auto project = config::load_project(dir);
+            return project ? std::optional<std::string>(project->name) : std::nullopt;
+        }
+        size_t slash = dir.rfind('/');
+        if (slash == std::string::npos || dir == "/") {
+            return std::nullopt;
+        }
+        dir = slash == 0 ? "/" : dir.substr(0, slash);
+    }
+}
 
 }  // namespace
 
@@ -120,6 +143,22 @@ int run_logs(std::span<const std::string> args) {
     if (const auto* services = status->find("services"); services && services->is_array()) {
         for (const auto& s : services->as_array()) {
             qualified.push_back(s.find("project")->as_string() + ":" + s.find("name")->as_string());
+        }
+    }
+    if (names.size() == 0) {
+        // `status` lists every project, but without SERVICE the daemon sends
+        // only the current directory's project: name and pad for that one, or
+        // lines read `shop:web` padded to another project's longest name.
+        if (auto here = project_here(); here) {
+            std::vector<std::string> mine;
+            for (const auto& name : qualified) {
+                if (name.compare(0, here->size() + 1, *here + ":") == 0) {
+                    mine.push_back(name);
+                }
+            }
+            if (!mine.empty()) {
+                qualified = std::move(mine);
+            }
         }
     }
     return print_logs(*client, params, qualified, colour);

@@ -208,3 +208,29 @@ def test_a_multi_line_reason_stays_on_one_line(host):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_logs_in_a_project_dir_name_only_its_services(host):
+    # Without SERVICE, `logs` shows the current directory's project: its lines
+    # read `name | …`, not `project:name` padded to another project's names.
+    mine = host.project("mine", """
+        [service.say]
+        command = "echo from-mine; exec sleep 300"
+        port = false
+        """)
+    other = host.project("another-project", """
+        [service.with-a-long-name]
+        command = "echo from-other; exec sleep 300"
+        port = false
+        """)
+    host.run("up", mine, check=True)
+    host.run("up", other, check=True)
+    wait_until(lambda: "from-mine" in host.logs("mine:say"), what="mine's line")
+    lines = [line for line in host.run("logs", "--no-color", cwd=mine,
+                                       check=True).stdout.splitlines() if "from-" in line]
+    assert len(lines) == 1 and re.fullmatch(r"\d\d:\d\d:\d\d say \| from-mine", lines[0]), lines
+    # From a subdirectory of the project it is the same project.
+    (mine / "sub").mkdir()
+    lines = [line for line in host.run("logs", "--no-color", cwd=mine / "sub",
+                                       check=True).stdout.splitlines() if "from-" in line]
+    assert len(lines) == 1 and lines[0].endswith(" say | from-mine"), lines
