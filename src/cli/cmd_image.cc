@@ -14,7 +14,7 @@ namespace locald::cli {
 const char kImageHelp[] =
     "usage: locald image inspect REF [--platform OS/ARCH[/VARIANT]] [--json]\n"
     "       locald image save REF… -o PATH\n"
-    "       locald image load PATH\n"
+    "       locald image load PATH [-q]\n"
     "       locald image unpack …   (see `locald image unpack --help`)\n"
     "\n"
     "inspect  show an image of the local store: manifest, config, layers, sizes and\n"
@@ -23,7 +23,8 @@ const char kImageHelp[] =
     "save     write the images (all their stored platforms) as an OCI image layout:\n"
     "         a new directory, or a tar when PATH ends in .tar.\n"
     "load     import an OCI image layout (directory or tar) into the store; every\n"
-    "         blob's digest is verified, unsafe tar member names are refused.\n";
+    "         blob's digest is verified, unsafe tar member names are refused.\n"
+    "         -q prints only the loaded names, one per line.\n";
 
 namespace {
 
@@ -250,7 +251,11 @@ int run_load(std::span<const std::string> args) {
             continue;
         }
         ++named;
-        std::printf("Loaded %s (%s)\n", image.name.c_str(), image.target.digest.str().c_str());
+        if (parsed->has("quiet")) {
+            std::printf("%s\n", image.name.c_str());  // for scripts, as `pull -q`
+        } else {
+            std::printf("Loaded %s (%s)\n", image.name.c_str(), image.target.digest.str().c_str());
+        }
     }
     if (named == 0) {
         return report_error(

@@ -11,12 +11,14 @@
 namespace locald::cli {
 
 const char kRmiHelp[] =
-    "usage: locald rmi REF…\n"
+    "usage: locald rmi REF… [-q]\n"
     "\n"
     "Removes each image's name from the local store, then deletes the blobs and\n"
     "the unpacked layer snapshots that only those images used (what another image\n"
     "shares, or a container still uses, stays). Naming an image that is not in\n"
-    "the store is an error; the others are still removed.\n";
+    "the store is an error; the others are still removed.\n"
+    "\n"
+    "  -q, --quiet   print nothing (not the untagged names and deleted blobs)\n";
 
 int run_rmi(std::span<const std::string> args) {
     static const OptionSpec kOptions[] = {{"quiet", 'q'}};

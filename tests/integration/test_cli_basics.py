@@ -13,6 +13,7 @@ import time
 
 import pytest
 
+import oci_build as ob
 from host_util import host, wait_until  # noqa: F401 (host is a fixture)
 
 
@@ -234,3 +235,16 @@ def test_logs_in_a_project_dir_name_only_its_services(host):
     lines = [line for line in host.run("logs", "--no-color", cwd=mine / "sub",
                                        check=True).stdout.splitlines() if "from-" in line]
     assert len(lines) == 1 and lines[0].endswith(" say | from-mine"), lines
+
+
+def test_image_load_and_rmi_quiet(run_locald, tmp_path):
+    # `-q` is accepted by both; `image load -q` printed the full lines anyway.
+    layout = ob.Layout(tmp_path / "layout")
+    image = layout.add_image([ob.Layer({"hello.txt": ob.File(b"hi\n")})])
+    layout.tag("localhost/quiet/app:1", image)
+    tar = layout.to_tar(tmp_path / "image.tar")
+    result = run_locald("image", "load", "-q", tar, check=True)
+    assert result.stdout == "localhost/quiet/app:1\n"
+    result = run_locald("rmi", "-q", "localhost/quiet/app:1", check=True)
+    assert result.stdout == ""
+    assert run_locald("image", "inspect", "localhost/quiet/app:1").returncode == 3
