@@ -229,8 +229,15 @@ int run_attach(std::span<const std::string> args) {
             }
         }
     }
-    std::fprintf(stderr, "\r\nlocald: %s (%s keeps running unless it ended)\n", reason.c_str(),
-                 service.c_str());
+    // Say what happened to the service, not "keeps running unless it ended".
+    if (reason == "detached") {
+        std::fprintf(stderr, "\r\nlocald: detached; %s keeps running\n", service.c_str());
+    } else if (reason == "the service ended") {
+        std::fprintf(stderr, "\r\nlocald: %s ended (`locald status %s` says how)\n",
+                     service.c_str(), service.c_str());
+    } else {
+        std::fprintf(stderr, "\r\nlocald: %s\n", reason.c_str());
+    }
     return exit_code;
 }
 

@@ -248,3 +248,17 @@ def test_image_load_and_rmi_quiet(run_locald, tmp_path):
     result = run_locald("rmi", "-q", "localhost/quiet/app:1", check=True)
     assert result.stdout == ""
     assert run_locald("image", "inspect", "localhost/quiet/app:1").returncode == 3
+
+
+def test_attach_says_when_the_service_ended(host):
+    # It said "the service ended (ends:svc keeps running unless it ended)".
+    project = host.project("ends", """
+        [service.svc]
+        command = "sleep 2; echo bye"
+        port = false
+        restart = "no"
+        """)
+    host.run("up", project, check=True)
+    status, output = run_on_terminal(host, "attach", "svc", cwd=project, timeout=30)
+    assert "locald: ends:svc ended (`locald status ends:svc` says how)" in output, output
+    assert "keeps running" not in output, output
