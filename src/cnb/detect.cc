@@ -10,6 +10,7 @@
 #include <map>
 #include <set>
 #include <sstream>
+#include <utility>
 
 #include "base/atomic_file.h"
 #include "base/confined.h"
@@ -621,48 +622,86 @@ namespace {
 
 constexpr const char* kPlanMount = "/tmp/locald-detect";
 
-// Points fds 1 and 2 at `fd` until destroyed (the launcher's payload
-// inherits them; the caller is single-threaded by Launcher::run's rule).
+// Saves fds 1 and 2, points them at the detect's output file for the run
+// and restores them (the launcher's payload inherits them; the caller is
+// single-threaded by Launcher::run's rule). A closed fd 1 or 2 (a daemon's)
+// is held on /dev/null from save() on — so no file opened meanwhile lands
+// there — and closed again by restore().
 class StdioRedirect {
 public:
-    static base::Result<StdioRedirect> to(int fd) {
+    static base::Result<StdioRedirect> save() {
         std::fflush(stdout);
         std::fflush(stderr);
         StdioRedirect redirect;
-        redirect.m_out = base::UniqueFd(::fcntl(1, F_DUPFD_CLOEXEC, 3));
-        redirect.m_err = base::UniqueFd(::fcntl(2, F_DUPFD_CLOEXEC, 3));
-        if (!redirect.m_out || !redirect.m_err) {
-            return base::errno_error("saving stdout/stderr");
-        }
-        if (::dup2(fd, 1) < 0 || ::dup2(fd, 2) < 0) {
-            int err = errno;
-            redirect.restore();
-            return base::Error::from_errno(err, "redirecting stdout/stderr");
+        for (int target : {1, 2}) {
+            Saved& saved = redirect.m_saved[target - 1];
+            if (::fcntl(target, F_GETFD) < 0 && errno == EBADF) {
+                int null = ::open("/dev/null", O_RDWR);
+                if (null < 0) {
+                    return base::errno_error("opening /dev/null for closed fd {}", target);
+                }
+                if (null != target) {
+                    int dup_err = ::dup2(null, target) < 0 ? errno : 0;
+                    ::close(null);
+                    if (dup_err != 0) {
+                        return base::Error::from_errno(dup_err, "holding closed fd open");
+                    }
+                }
+                saved.was_closed = true;
+            }
+            saved.active = true;
+            saved.fd = base::UniqueFd(::fcntl(target, F_DUPFD_CLOEXEC, 3));
+            if (!saved.fd) {
+                return base::errno_error("saving fd {}", target);
+            }
         }
         return redirect;
     }
-    StdioRedirect() = default;
-    StdioRedirect(StdioRedirect&&) = default;
-    ~StdioRedirect() { restore(); }
-    void restore() {
-        if (m_out) {
-            std::fflush(stdout);
-            (void)::dup2(m_out.get(), 1);
-            m_out.reset();
+    base::Result<void> point_at(int fd) {
+        for (int target : {1, 2}) {
+            if (::dup2(fd, target) < 0) {
+                return base::errno_error("pointing fd {} at the detect output", target);
+            }
         }
-        if (m_err) {
-            std::fflush(stderr);
-            (void)::dup2(m_err.get(), 2);
-            m_err.reset();
+        return {};
+    }
+    void restore() {
+        std::fflush(stdout);
+        std::fflush(stderr);
+        for (int target : {1, 2}) {
+            Saved& saved = m_saved[target - 1];
+            if (!saved.active) {
+                continue;
+            }
+            if (saved.was_closed) {
+                ::close(target);
+            } else if (saved.fd) {
+                (void)::dup2(saved.fd.get(), target);
+            }
+            saved.fd.reset();
+            saved.active = false;
         }
     }
+    StdioRedirect() = default;
+    StdioRedirect(StdioRedirect&& other) noexcept {
+        for (int i = 0; i < 2; ++i) {
+            m_saved[i].fd = std::move(other.m_saved[i].fd);
+            m_saved[i].was_closed = other.m_saved[i].was_closed;
+            m_saved[i].active = std::exchange(other.m_saved[i].active, false);
+        }
+    }
+    StdioRedirect& operator=(StdioRedirect&&) = delete;
+    ~StdioRedirect() { restore(); }
 
 private:
-    base::UniqueFd m_out, m_err;
+    struct Saved {
+        base::UniqueFd fd;
+        bool was_closed = false;
+        bool active = false;
+    };
+    Saved m_saved[2];
 };
 
-// Reads a file we created back; past `max_bytes` it is an error, or with
-// `truncate` the rest is dropped (a chatty detect must not abort detection).
 base::Result<std::string> read_back(const std::string& path, size_t max_bytes,
                                     bool truncate = false) {
     base::UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
@@ -702,6 +741,8 @@ base::Result<std::string> read_back(const std::string& path, size_t max_bytes,
 base::Result<DetectRun> run_detect(const LauncherDetectConfig& config,
                                    const BuildpackDescriptor& bp) {
     std::string key = key_of(bp.id, bp.version);
+    // First, before any file is opened (see StdioRedirect).
+    StdioRedirect stdio = TRY(StdioRedirect::save());
     if (config.rootfs.empty() || config.app_dir.empty() || config.layers_dir.empty() ||
         config.platform_dir.empty() || config.uid == 0) {
         return base::invalid_argument(
@@ -761,10 +802,9 @@ base::Result<DetectRun> run_detect(const LauncherDetectConfig& config,
     spec.mounts.push_back({MountKind::Tmpfs, "", "/tmp", false, {"mode=1777"}});
     spec.mounts.push_back({MountKind::Bind, plan_dir, kPlanMount, false, {}});
     base::Result<int> status = 0;
-    {
-        auto redirect = TRY(StdioRedirect::to(output.get()));
-        status = ns::Launcher::run(spec, config.launch);
-    }
+    TRY(stdio.point_at(output.get()));
+    status = ns::Launcher::run(spec, config.launch);
+    stdio.restore();
     DetectRun run;
     run.output = TRY(read_back(output_file, kMaxOutputBytes, true));
     if (!status) {

@@ -194,14 +194,29 @@ version = "0.0.1"
         DetectOptions options;
         options.run_target = config.run_target;
         // <layers>/order.toml, when present, is the order (CNB_ORDER_PATH's
-        // default); a failed detection writes no group.toml/plan.toml.
+        // default); a failed detection writes no group.toml/plan.toml. This
+        // run also has fds 1 and 2 closed (a daemon's): output is still
+        // captured, and they are closed again afterwards.
         write_text(m_dir + "/layers/order.toml",
-                   "[[order]]\n[[order.group]]\nid = \"fails\"\nversion = \"1\"\n");
+                   "[[order]]\n[[order.group]]\nid = \"broken\"\nversion = \"1\"\n");
+        int saved_out = ::dup(1), saved_err = ::dup(2);
+        ASSERT_GE(saved_out, 0);
+        ASSERT_GE(saved_err, 0);
+        ::close(1);
+        ::close(2);
         auto failed = run_detect_phase({config, ""}, options);
+        bool closed_after = ::fcntl(1, F_GETFD) < 0 && ::fcntl(2, F_GETFD) < 0;
+        ::dup2(saved_out, 1);
+        ::dup2(saved_err, 2);
+        ::close(saved_out);
+        ::close(saved_err);
+        EXPECT_TRUE(closed_after);
         ASSERT_TRUE(failed) << failed.error().to_string();
-        EXPECT_EQ(failed->exit_code, 20);
-        EXPECT_EQ(failed->tried,
-                  (std::vector<std::vector<std::string>>{{"fails@1", "system-post@1"}}));
+        EXPECT_EQ(failed->exit_code, 21);
+        EXPECT_EQ(
+            failed->tried,
+            (std::vector<std::vector<std::string>>{{"fails@1", "broken@1", "system-post@1"}}));
+        EXPECT_EQ(failed->runs["broken@1"].output, "broken\n");
         EXPECT_FALSE(fs::exists(m_dir + "/layers/group.toml"));
         EXPECT_FALSE(fs::exists(m_dir + "/layers/plan.toml"));
         fs::remove(m_dir + "/layers/order.toml");
