@@ -16,6 +16,7 @@
 #include "base/confined.h"
 #include "base/temp_dir.h"
 #include "base/unique_fd.h"
+#include "base/userns.h"
 #include "cnb/env_files.h"
 #include "cnb/internal/toml_util.h"
 
@@ -738,6 +739,28 @@ base::Result<std::string> read_back(const std::string& path, size_t max_bytes,
     return base::invalid_argument("`{}` is larger than {} bytes", path, max_bytes);
 }
 
+// As host root the container's root is a subordinate id, and the launcher
+// opens bind sources as that id: the private (0700) scratch dir and the plan
+// dir must be its, or the bind is EACCES. Rootless, the container's root is
+// this user already. Other host users still cannot enter the 0700 dir.
+base::Result<void> give_to_container_root(const std::string& scratch, const std::string& plan_dir) {
+    if (::geteuid() != 0) {
+        return {};
+    }
+    auto mapping = TRY(base::container_mapping());
+    uint32_t uid = 0, gid = 0;
+    if (!base::map_to_host(mapping.uid_map, 0, &uid) ||
+        !base::map_to_host(mapping.gid_map, 0, &gid)) {
+        return base::internal_error("the container mapping has no root");
+    }
+    for (const std::string& dir : {scratch, plan_dir}) {
+        if (::lchown(dir.c_str(), uid, gid) != 0) {
+            return base::errno_error("handing `{}` to the container's root", dir);
+        }
+    }
+    return {};
+}
+
 base::Result<DetectRun> run_detect(const LauncherDetectConfig& config,
                                    const BuildpackDescriptor& bp) {
     std::string key = key_of(bp.id, bp.version);
@@ -753,12 +776,13 @@ base::Result<DetectRun> run_detect(const LauncherDetectConfig& config,
     base::TempDir scratch =
         TRY(config.scratch_dir.empty() ? base::TempDir::create("locald-detect")
                                        : base::TempDir::create_in(config.scratch_dir, "detect"));
-    // The plan dir is ours and 0755: the buildpack (another id) can write
-    // the 0666 plan file but not replace it with a link.
+    // The plan dir is 0755 and not the buildpack's: the buildpack (another
+    // id) can write the 0666 plan file but not replace it with a link.
     std::string plan_dir = scratch.join("plan");
     if (::mkdir(plan_dir.c_str(), 0755) != 0 || ::chmod(plan_dir.c_str(), 0755) != 0) {
         return base::errno_error("creating `{}`", plan_dir);
     }
+    TRY(give_to_container_root(scratch.path(), plan_dir));
     // The plan dir is bound below the private dir: others must be able to
     // traverse to it only through the bind, which does not check the parent.
     std::string plan_file = plan_dir + "/plan.toml";
