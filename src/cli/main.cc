@@ -12,7 +12,9 @@ int main(int argc, char** argv) {
     std::setlocale(LC_ALL, "C");
     std::vector<std::string> args(argv + 1, argv + argc);
     if (args.empty() || args[0] == "--help" || args[0] == "-h") {
-        return run_help({});
+        // `locald --help up` is `locald help up` (as `git --help log`).
+        return run_help(
+            std::vector<std::string>(args.begin() + (args.empty() ? 0 : 1), args.end()));
     }
     if (args[0] == "--version" || args[0] == "-V") {
         return run_version({});

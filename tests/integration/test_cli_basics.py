@@ -28,6 +28,12 @@ def test_help_lists_commands(run_locald):
     assert "help" in result.stdout
 
 
+def test_help_flag_before_a_command_shows_that_command(run_locald):
+    assert run_locald("--help", "up", check=True).stdout.startswith("usage: locald up ")
+    assert run_locald("-h", "logs", check=True).stdout.startswith("usage: locald logs ")
+    assert run_locald("--help", "frobnicate").returncode == 2
+
+
 def test_unknown_command_is_usage_error(run_locald):
     result = run_locald("frobnicate")
     assert result.returncode == 2
