@@ -160,9 +160,54 @@ std::string yajl_message(yajl_handle handle, std::string_view text) {
     return message;
 }
 
+// Length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms,
+// no surrogates, at most U+10FFFF) at the start of `text`, or 0.
+size_t utf8_sequence_length(std::string_view text) {
+    auto byte = [&](size_t i) { return static_cast<unsigned char>(text[i]); };
+    auto continuation = [&](size_t i) { return i < text.size() && (byte(i) & 0xC0) == 0x80; };
+    unsigned char lead = byte(0);
+    if (lead >= 0xC2 && lead <= 0xDF) {
+        return continuation(1) ? 2 : 0;
+    }
+    if (lead >= 0xE0 && lead <= 0xEF) {
+        if (!continuation(1) || !continuation(2)) {
+            return 0;
+        }
+        if ((lead == 0xE0 && byte(1) < 0xA0) || (lead == 0xED && byte(1) > 0x9F)) {
+            return 0;  // overlong, or a UTF-16 surrogate
+        }
+        return 3;
+    }
+    if (lead >= 0xF0 && lead <= 0xF4) {
+        if (!continuation(1) || !continuation(2) || !continuation(3)) {
+            return 0;
+        }
+        if ((lead == 0xF0 && byte(1) < 0x90) || (lead == 0xF4 && byte(1) > 0x8F)) {
+            return 0;  // overlong, or beyond U+10FFFF
+        }
+        return 4;
+    }
+    return 0;
+}
+
 void escape_string(std::string& out, std::string_view text) {
     out += '"';
-    for (char c : text) {
+    for (size_t i = 0; i < text.size(); ++i) {
+        char c = text[i];
+        if (static_cast<unsigned char>(c) >= 0x80) {
+            // Well-formed UTF-8 passes through. Anything else (a string
+            // built from bytes that are not UTF-8, e.g. a Procfile command)
+            // becomes U+FFFD, as Go's encoding/json does: dump() must
+            // always be valid JSON that parse() accepts.
+            size_t length = utf8_sequence_length(text.substr(i));
+            if (length == 0) {
+                out += "\xEF\xBF\xBD";
+            } else {
+                out.append(text.substr(i, length));
+                i += length - 1;
+            }
+            continue;
+        }
         switch (c) {
             case '"':
                 out += "\\\"";
@@ -190,7 +235,7 @@ void escape_string(std::string& out, std::string_view text) {
                     fmt::format_to(std::back_inserter(out), "\\u{:04x}",
                                    static_cast<unsigned char>(c));
                 } else {
-                    out += c;  // UTF-8 passes through unchanged
+                    out += c;
                 }
         }
     }

@@ -111,7 +111,8 @@ public:
 
     // Compact ("{"a":1}") or pretty (2-space indent) text. Strings are
     // escaped per RFC 8259 (", \, control characters as \n, \t … or \u00XX);
-    // other UTF-8 passes through. Non-finite doubles are written as null.
+    // other well-formed UTF-8 passes through, ill-formed bytes become U+FFFD
+    // (the output always parses). Non-finite doubles are written as null.
     std::string dump(bool pretty = false) const;
 
     friend bool operator==(const Json& a, const Json& b) { return a.m_value == b.m_value; }

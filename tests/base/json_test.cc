@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <limits>
+#include <utility>
 
 namespace locald::base {
 namespace {
@@ -95,6 +96,33 @@ TEST(JsonTest, EscapesStrings) {
     Json object = Json::object({{"a\"\n", 1}});
     EXPECT_EQ(object.dump(), "{\"a\\\"\\n\":1}");
     EXPECT_EQ(parse_ok(object.dump()), object);
+}
+
+// Seen with fuzz/config_project_fuzz: a Procfile command with bytes that
+// are not UTF-8 made `locald config --json` print JSON that parse() (and
+// any strict reader) refuses. Ill-formed sequences are written as U+FFFD.
+TEST(JsonTest, DumpIsValidJsonForStringsThatAreNotUtf8) {
+    const std::string replacement = "\xEF\xBF\xBD";
+    const std::pair<std::string, std::string> cases[] = {
+        {"a\xdb\xdbz", "a" + replacement + replacement + "z"},
+        {"\xc0\x80", replacement + replacement},                    // overlong NUL
+        {"\xed\xa0\x80", replacement + replacement + replacement},  // UTF-16 surrogate
+        {"\xf4\x90\x80\x80", replacement + replacement + replacement + replacement},  // > U+10FFFF
+        {"\xe2\x82", replacement + replacement},                                      // truncated
+        {"\xff", replacement},
+        {"ok \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", "ok \xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"},
+    };
+    for (const auto& [bytes, expected] : cases) {
+        SCOPED_TRACE(testing::PrintToString(bytes));
+        for (bool pretty : {false, true}) {
+            Json value = Json::object({{bytes, Json::array({bytes})}});
+            auto parsed = Json::parse(value.dump(pretty));
+            ASSERT_TRUE(parsed.has_value()) << parsed.error().message();
+            ASSERT_TRUE(parsed->is_object());
+            EXPECT_EQ(parsed->as_object()[0].first, expected);
+            EXPECT_EQ(parsed->as_object()[0].second.as_array()[0].as_string(), expected);
+        }
+    }
 }
 
 TEST(JsonTest, Numbers) {
