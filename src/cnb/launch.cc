@@ -1,7 +1,9 @@
 #include "cnb/launch.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -185,6 +187,81 @@ base::Result<void> apply_exec_d_output(EnvMap& env, std::string_view output,
                                           internal::at(file, node), key.str());
         }
         env[std::string(key.str())] = value->get();
+    }
+    return base::ok();
+}
+
+base::Result<void> run_exec_d_on_host(LaunchPlan& plan, const std::string& app_dir) {
+    constexpr size_t kMaxOutput = 1 << 20;
+    for (const auto& program : plan.exec_d) {
+        int fds[2];
+        if (::pipe2(fds, O_CLOEXEC) != 0) {
+            return base::errno_error("pipe for exec.d program `{}`", program);
+        }
+        base::UniqueFd read_end(fds[0]);
+        base::UniqueFd write_end(fds[1]);
+        // Everything the child needs is built before fork.
+        std::vector<std::string> env_list = env_to_list(plan.env);
+        std::vector<char*> envp;
+        for (auto& entry : env_list) {
+            envp.push_back(entry.data());
+        }
+        envp.push_back(nullptr);
+        std::string argv0 = program;
+        char* argv[] = {argv0.data(), nullptr};
+        pid_t pid = ::fork();
+        if (pid < 0) {
+            return base::errno_error("fork for exec.d program `{}`", program);
+        }
+        if (pid == 0) {
+            sigset_t none;
+            sigemptyset(&none);
+            ::sigprocmask(SIG_SETMASK, &none, nullptr);
+            int w = write_end.get();
+            if (w == 3) {
+                ::fcntl(3, F_SETFD, 0);  // dup2 onto itself would keep CLOEXEC
+            } else if (::dup2(w, 3) != 3) {
+                ::_exit(126);
+            }
+            if (::chdir(app_dir.c_str()) != 0) {
+                ::_exit(126);
+            }
+            ::execve(argv0.c_str(), argv, envp.data());
+            ::_exit(errno == ENOENT ? 127 : 126);
+        }
+        write_end.reset();
+        std::string output;
+        char buffer[16384];
+        bool too_big = false;
+        while (true) {
+            ssize_t n = ::read(read_end.get(), buffer, sizeof buffer);
+            if (n < 0 && errno == EINTR) {
+                continue;
+            }
+            if (n <= 0) {
+                break;
+            }
+            output.append(buffer, static_cast<size_t>(n));
+            if (output.size() > kMaxOutput) {
+                too_big = true;
+                ::kill(pid, SIGKILL);
+                break;
+            }
+        }
+        int status = 0;
+        while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+        }
+        if (too_big) {
+            return base::invalid_argument("exec.d program `{}` wrote more than {} bytes to fd 3",
+                                          program, kMaxOutput);
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            return base::failed_precondition(
+                "exec.d program `{}` failed ({})", program,
+                WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                                  : fmt::format("signal {}", WTERMSIG(status)));
+        }
+        TRY(apply_exec_d_output(plan.env, output, program));
     }
     return base::ok();
 }

@@ -85,6 +85,14 @@ base::Result<LaunchPlan> compute_launch(const LaunchRequest& request);
 base::Result<void> apply_exec_d_output(EnvMap& env, std::string_view output,
                                        std::string_view program);
 
+// Host mode: runs `plan.exec_d` in order on the host, each with the
+// current `plan.env`, cwd `app_dir`, stdin/stdout/stderr inherited and fd 3
+// the write end of a pipe; a non-zero exit is an error naming the program;
+// each output (at most 1 MiB) is applied with apply_exec_d_output, so a
+// later program sees an earlier one's variables. In a container the same
+// must happen inside it (not provided here).
+base::Result<void> run_exec_d_on_host(LaunchPlan& plan, const std::string& app_dir);
+
 // The Dump Layer rewrite of one value: each `:`-separated component equal to
 // `from` or under `from/` gets `to` instead, for each (from, to) pair.
 std::string rewrite_path_list(std::string_view value,

@@ -344,6 +344,40 @@ TEST_F(CnbLaunch, HostModeRewritesContainerPathsToTheDump) {
     EXPECT_NE(plan.error().message().find("`not-there`: not found in PATH"), std::string::npos);
 }
 
+// exec.d on the host: fd 3 carries TOML, each program sees the env as
+// updated by the earlier ones, cwd is the app, a failure names the program.
+TEST_F(CnbLaunch, ExecDRunsOnTheHostWithFd3AndTheCurrentEnv) {
+    std::string app = m_dir / "app";
+    fs::create_directories(app);
+    write_text(layers("bp_one/a/env/TOOLS"), "/layers/bp_one/a");
+    write_text(layers("bp_one/a/exec.d/1-first"),
+               "#!/bin/sh\nprintf 'FIRST = \"%s|%s\"\\n' \"$TOOLS\" \"$(pwd)\" >&3\n", 0755);
+    write_text(layers("bp_one/a/exec.d/2-second"),
+               "#!/bin/sh\nprintf 'SECOND = \"saw %s\"\\nTOOLS = \"over\"\\n' \"$FIRST\" >&3\n",
+               0755);
+    m_metadata.processes[0].command = {"/bin/true"};
+    m_request.host_mode = true;
+    m_request.host_app_dir = app;
+    auto plan = launch();
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    ASSERT_EQ(plan->exec_d.size(), 2u);
+    auto ran = run_exec_d_on_host(*plan, app);
+    ASSERT_TRUE(ran) << ran.error().to_string();
+    const std::string host = m_dir / "layers";
+    EXPECT_EQ(plan->env["FIRST"], host + "/bp_one/a|" + app);
+    EXPECT_EQ(plan->env["SECOND"], "saw " + host + "/bp_one/a|" + app);
+    EXPECT_EQ(plan->env["TOOLS"], "over");
+
+    write_text(layers("bp_one/a/exec.d/3-fails"), "#!/bin/sh\nexit 3\n", 0755);
+    plan = launch();
+    ASSERT_TRUE(plan);
+    ran = run_exec_d_on_host(*plan, app);
+    ASSERT_FALSE(ran);
+    EXPECT_NE(ran.error().message().find("exec.d/3-fails` failed (exit status 3)"),
+              std::string::npos)
+        << ran.error().message();
+}
+
 TEST(CnbRewrite, OnlyWholeComponentsUnderThePrefixesMove) {
     std::vector<std::pair<std::string, std::string>> p = {{"/layers", "/h/l"},
                                                           {"/workspace", "/h/app"}};
