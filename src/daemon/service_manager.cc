@@ -671,11 +671,10 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
         probe.start_period = check.start_period;
         options.probe = probe;
     } else if (port) {
-        // No explicit check: ready once the port accepts connections. The same
-        // probe then runs as liveness, so poll quickly only until ready matters:
-        // 250 ms, and 240 misses (a minute) before the port counts as dead.
+        // No explicit check: ready once the port accepts connections, polled
+        // every 250 ms; a minute of misses fails the start (and, as liveness,
+        // a ready service).
         options.probe = host::ProbeSpec::port_open(*port, std::chrono::milliseconds(250));
-        options.probe->retries = 240;
     }
     if (!m_options.logs_dir.empty()) {
         std::string dir = m_options.logs_dir + "/" + project.name;

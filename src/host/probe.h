@@ -64,7 +64,10 @@ struct ProbeSpec {
         return kind == ProbeKind::Http || kind == ProbeKind::Tcp || kind == ProbeKind::Exec;
     }
 
-    // The implicit readiness of a service with a port and no probe.
+    // The implicit readiness (and liveness) of a service with a port and no
+    // probe: a connect every `interval`, failing after kPortOpenBudget of
+    // misses in a row.
+    static constexpr std::chrono::milliseconds kPortOpenBudget{60'000};
     static ProbeSpec port_open(uint16_t port,
                                std::chrono::milliseconds interval = std::chrono::milliseconds(100));
 

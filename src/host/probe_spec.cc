@@ -1,5 +1,6 @@
 // The data half of host/probe.h: names, validation, log matching. The
 // runners that need an event loop are in active_probe.cc.
+#include <algorithm>
 #include <regex>
 
 #include "host/probe.h"
@@ -28,10 +29,12 @@ ProbeSpec ProbeSpec::port_open(uint16_t port, std::chrono::milliseconds interval
     spec.port = port;
     spec.interval = interval;
     spec.timeout = std::chrono::milliseconds(1000);
-    // A port that never opens is a startup failure only after a generous
-    // minute; until then each refused connect is expected.
-    spec.start_period = std::chrono::milliseconds(60'000);
-    spec.retries = 3;
+    // A minute of misses in a row, whatever the interval: a port that never
+    // opens fails the start after a minute (no start period on top of it),
+    // and a ready service's port that stays closed for a minute is dead.
+    spec.start_period = std::chrono::milliseconds(0);
+    spec.retries =
+        static_cast<int>(std::max<std::chrono::milliseconds::rep>(1, kPortOpenBudget / interval));
     return spec;
 }
 

@@ -373,6 +373,28 @@ TEST(ServiceMachineProbe, FailuresInStartPeriodDoNotCount) {
         << f.machine.status().reason;
 }
 
+TEST(ServiceMachineProbe, AnImplicitPortProbeGivesTheStartOneMinute) {
+    // The default readiness of a service with a port (250 ms polls, as the
+    // daemon uses): the start fails after a minute of refused connects, not
+    // after a grace minute plus a minute of counted misses.
+    auto config = policy_config(RestartMode::No);
+    config.probe = ProbeSpec::port_open(8080, 250ms);
+    Fixture f(config);
+    f.machine.start();
+    const auto started = f.clock.now();
+    f.spawn_ok(100);
+    while (f.machine.status().state == ServiceState::Starting) {
+        f.advance_to_deadline();
+        auto actions = f.machine.take_actions();
+        ASSERT_FALSE(actions.empty());
+        ASSERT_EQ(actions.front().kind, Kind::RunProbe);
+        f.machine.probe_result(false, "connection refused");
+        ASSERT_LE(f.clock.now() - started, 60s) << "still starting after a minute";
+    }
+    EXPECT_EQ(f.machine.status().state, ServiceState::Stopping);
+    EXPECT_EQ(f.clock.now() - started, 60s);
+}
+
 TEST(ServiceMachineProbe, SuccessInStartPeriodIsReadyAtOnce) {
     Fixture f(probe_config(ProbeKind::Exec));
     f.machine.start();
