@@ -163,6 +163,83 @@ base::Result<void> collect_layers(Ctx& ctx, const std::string& esc, ApiVersion a
     return base::ok();
 }
 
+// §3.7: `<layers>/<esc>/{launch,build,<layer>}.sbom.<ext>.json`; an
+// unknown extension or an undeclared media type fails the build; copies go
+// to `<layers>/sbom/<kind>/<esc>/[<layer>/]sbom.<ext>.json` — launch layers
+// (and launch.sbom) to launch, build layers without launch (and build.sbom)
+// to build, cache layers to cache.
+base::Result<void> collect_sbom(Ctx& ctx, const std::string& esc, const BuildGroupEntry& bp,
+                                const BuiltBuildpack& built) {
+    static const std::vector<std::pair<std::string_view, std::string_view>> kTypes = {
+        {"cdx", "application/vnd.cyclonedx+json"},
+        {"spdx", "application/spdx+json"},
+        {"syft", "application/vnd.syft+json"},
+    };
+    constexpr size_t kMaxSbom = 64u << 20;
+    Tree tree{ctx.layers_fd, ctx.request.layers_path};
+    auto entries = TRY(internal::list_dir(tree, esc));
+    if (!entries) {
+        return base::ok();
+    }
+    for (const auto& entry : *entries) {
+        const std::string& name = entry.name;
+        size_t marker = name.rfind(".sbom.");
+        if (entry.type != EntryType::File || marker == std::string::npos ||
+            !name.ends_with(".json") || marker + 6 > name.size() - 5) {
+            continue;
+        }
+        std::string owner = name.substr(0, marker);
+        std::string ext = name.substr(marker + 6, name.size() - 5 - (marker + 6));
+        std::string file = join(esc, name);
+        auto type = std::find_if(kTypes.begin(), kTypes.end(),
+                                 [&](const auto& t) { return t.first == ext; });
+        if (type == kTypes.end()) {
+            return base::invalid_argument(
+                "`{}`: unknown SBOM extension `{}` (expected sbom.cdx.json, sbom.spdx.json or "
+                "sbom.syft.json)",
+                tree.display(file), ext);
+        }
+        if (std::find(bp.sbom_formats.begin(), bp.sbom_formats.end(), type->second) ==
+            bp.sbom_formats.end()) {
+            return base::invalid_argument(
+                "`{}`: undeclared SBOM media type `{}` (buildpack.toml sbom-formats of `{}@{}`: "
+                "[{}])",
+                tree.display(file), type->second, bp.id, bp.version,
+                fmt::join(bp.sbom_formats, ", "));
+        }
+        std::vector<std::string> destinations;
+        const std::string leaf = fmt::format("sbom.{}.json", ext);
+        if (owner == "launch" || owner == "build") {
+            destinations.push_back(join(join(join("sbom", owner), esc), leaf));
+        } else {
+            auto layer = std::find_if(built.layers.begin(), built.layers.end(),
+                                      [&](const BuiltLayer& l) { return l.name == owner; });
+            if (layer == built.layers.end()) {
+                continue;  // the SBOM of a dropped (or never declared) layer
+            }
+            auto dest = [&](std::string_view kind) {
+                return join(join(join(join("sbom", kind), esc), owner), leaf);
+            };
+            if (layer->types.launch) {
+                destinations.push_back(dest("launch"));
+            } else if (layer->types.build) {
+                destinations.push_back(dest("build"));
+            }
+            if (layer->types.cache) {
+                destinations.push_back(dest("cache"));
+            }
+        }
+        std::string content = TRY(internal::read_file(tree, file, kMaxSbom));
+        for (const auto& destination : destinations) {
+            std::string parent = destination.substr(0, destination.rfind('/'));
+            TRY(base::mkdir_all_in_root(ctx.layers_fd, parent, 0755));
+            auto dir = TRY(base::open_in_root(ctx.layers_fd, parent, O_RDONLY | O_DIRECTORY));
+            TRY(base::atomic_write_file_at(dir.get(), leaf, content, 0644));
+        }
+    }
+    return base::ok();
+}
+
 }  // namespace
 
 base::Result<std::string> render_buildpack_plan(const std::vector<BuildRequire>& requirements) {
@@ -325,6 +402,7 @@ base::Result<BuildResult> run_build(const BuildRequest& request, const Buildpack
                 TRY(parse_store_toml(*text, tree.display(join(esc, "store.toml"))));
         }
         TRY(collect_layers(ctx, esc, api, built));
+        TRY(collect_sbom(ctx, esc, bp, built));
         result.metadata.buildpacks.push_back({bp.id, bp.version, bp.api, bp.homepage});
         result.buildpacks.push_back(std::move(built));
     }

@@ -17,7 +17,10 @@
 // After a buildpack exits 0: build.toml's unmet names must be in its plan
 // (the others are removed from the plan), launch.toml is parsed with its
 // API's rules, every `<layer>.toml` in name order is read and a layer whose
-// [types] are all false is renamed `<layer>.ignore`. A non-zero exit stops
+// [types] are all false is renamed `<layer>.ignore`, and the SBOM files
+// `{launch,build,<layer>}.sbom.{cdx,spdx,syft}.json` are checked against the
+// declared sbom-formats and copied to `<layers>/sbom/{launch,build,cache}/
+// <esc(id)>/[<layer>/]sbom.<ext>.json`. A non-zero exit stops
 // the build: BuildResult.failed (the reference's exit 51); a malformed file
 // or a runner failure is an Error (exit 52). Everything under `<layers>` is
 // buildpack-written: it is read and renamed through base/confined.h inside
@@ -47,6 +50,9 @@ struct BuildGroupEntry {
     // The buildpack's directory inside the builder; "" →
     // `<buildpacks_path>/<esc(id)>/<version>`.
     std::string dir;
+    // buildpack.toml `[buildpack] sbom-formats` (media types). An SBOM file
+    // of another type fails the build, as in the reference.
+    std::vector<std::string> sbom_formats;
 };
 
 // One `requirements` of the resolved plan: its name and its [metadata] table as

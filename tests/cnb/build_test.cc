@@ -319,6 +319,54 @@ TEST_F(CnbBuild, WritesMetadataTomlWithMergedProcessesLabelsAndBuildpacks) {
     EXPECT_NE(result->buildpacks[0].store_metadata_toml.find("run = 1"), std::string::npos);
 }
 
+TEST_F(CnbBuild, SbomFilesAreCheckedAgainstTheDeclaredFormatsAndCopiedByLayerKind) {
+    BuildGroupEntry bp{"bp/a", "1", "0.10", "", false, ""};
+    bp.sbom_formats = {"application/vnd.cyclonedx+json", "application/spdx+json"};
+    m_request.group = {bp};
+    m_buildpacks["bp/a@1"] = [this](const BuildpackInvocation&) {
+        write_text(layers("bp_a/launch.sbom.cdx.json"), "{\"l\":1}");
+        write_text(layers("bp_a/build.sbom.spdx.json"), "{\"b\":1}");
+        write_text(layers("bp_a/run.toml"), "[types]\nlaunch = true\ncache = true\n");
+        write_text(layers("bp_a/run.sbom.cdx.json"), "{\"run\":1}");
+        write_text(layers("bp_a/tools.toml"), "[types]\nbuild = true\n");
+        write_text(layers("bp_a/tools.sbom.cdx.json"), "{\"tools\":1}");
+        write_text(layers("bp_a/gone.toml"), "[types]\n");
+        write_text(layers("bp_a/gone.sbom.cdx.json"), "{}");
+        return 0;
+    };
+    auto result = build();
+    ASSERT_TRUE(result) << result.error().to_string();
+    EXPECT_EQ(read_text(layers("sbom/launch/bp_a/sbom.cdx.json")), "{\"l\":1}");
+    EXPECT_EQ(read_text(layers("sbom/build/bp_a/sbom.spdx.json")), "{\"b\":1}");
+    EXPECT_EQ(read_text(layers("sbom/launch/bp_a/run/sbom.cdx.json")), "{\"run\":1}");
+    EXPECT_EQ(read_text(layers("sbom/cache/bp_a/run/sbom.cdx.json")), "{\"run\":1}");
+    EXPECT_EQ(read_text(layers("sbom/build/bp_a/tools/sbom.cdx.json")), "{\"tools\":1}");
+    EXPECT_FALSE(fs::exists(layers("sbom/launch/bp_a/tools")));
+    EXPECT_FALSE(fs::exists(layers("sbom/launch/bp_a/gone")));
+    EXPECT_FALSE(fs::exists(layers("sbom/build/bp_a/gone")));
+
+    // An undeclared media type, then an unknown extension, fail the build.
+    m_buildpacks["bp/a@1"] = [this](const BuildpackInvocation&) {
+        write_text(layers("bp_a/launch.sbom.syft.json"), "{}");
+        return 0;
+    };
+    result = build();
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().message().find("/layers/bp_a/launch.sbom.syft.json`: undeclared SBOM "
+                                            "media type `application/vnd.syft+json`"),
+              std::string::npos)
+        << result.error().message();
+    m_buildpacks["bp/a@1"] = [this](const BuildpackInvocation&) {
+        fs::remove(layers("bp_a/launch.sbom.syft.json"));
+        write_text(layers("bp_a/launch.sbom.xml.json"), "{}");
+        return 0;
+    };
+    result = build();
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().message().find("unknown SBOM extension `xml`"), std::string::npos)
+        << result.error().message();
+}
+
 // Everything under <layers> is buildpack-written: a planted `config`
 // symlink and an env file linking out of the layers dir stay inside it.
 TEST_F(CnbBuild, PlantedSymlinksNeverReachOutsideTheLayersDir) {
