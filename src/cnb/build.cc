@@ -199,13 +199,13 @@ base::Result<void> collect_sbom(Ctx& ctx, const std::string& esc, const BuildGro
                 "sbom.syft.json)",
                 tree.display(file), ext);
         }
-        if (std::find(bp.sbom_formats.begin(), bp.sbom_formats.end(), type->second) ==
-            bp.sbom_formats.end()) {
+        if (bp.sbom_formats && std::find(bp.sbom_formats->begin(), bp.sbom_formats->end(),
+                                         type->second) == bp.sbom_formats->end()) {
             return base::invalid_argument(
                 "`{}`: undeclared SBOM media type `{}` (buildpack.toml sbom-formats of `{}@{}`: "
                 "[{}])",
                 tree.display(file), type->second, bp.id, bp.version,
-                fmt::join(bp.sbom_formats, ", "));
+                fmt::join(*bp.sbom_formats, ", "));
         }
         std::vector<std::string> destinations;
         const std::string leaf = fmt::format("sbom.{}.json", ext);

@@ -29,6 +29,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,8 +52,9 @@ struct BuildGroupEntry {
     // `<buildpacks_path>/<esc(id)>/<version>`.
     std::string dir;
     // buildpack.toml `[buildpack] sbom-formats` (media types). An SBOM file
-    // of another type fails the build, as in the reference.
-    std::vector<std::string> sbom_formats;
+    // of another type fails the build, as in the reference. nullopt: not
+    // known (the caller did not read it) — the declaration is not checked.
+    std::optional<std::vector<std::string>> sbom_formats;
 };
 
 // One `requirements` of the resolved plan: its name and its [metadata] table as

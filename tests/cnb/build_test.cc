@@ -356,6 +356,11 @@ TEST_F(CnbBuild, SbomFilesAreCheckedAgainstTheDeclaredFormatsAndCopiedByLayerKin
                                             "media type `application/vnd.syft+json`"),
               std::string::npos)
         << result.error().message();
+    // Formats not known (nullopt): the declaration is not checked.
+    m_request.group[0].sbom_formats.reset();
+    result = build();
+    ASSERT_TRUE(result) << result.error().to_string();
+    EXPECT_EQ(read_text(layers("sbom/launch/bp_a/sbom.syft.json")), "{}");
     m_buildpacks["bp/a@1"] = [this](const BuildpackInvocation&) {
         fs::remove(layers("bp_a/launch.sbom.syft.json"));
         write_text(layers("bp_a/launch.sbom.xml.json"), "{}");
