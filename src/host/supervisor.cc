@@ -222,6 +222,12 @@ void Supervisor::perform_actions() {
                     }
                     m_terminating = true;
                     arm_tree_poll(kTreePollStopping);
+                    if (m_main_exited) {
+                        // It exited on its own: when it left nothing behind the
+                        // run is over now, and observers see it end, not a
+                        // `stopping` nobody asked for.
+                        poll_tree();
+                    }
                     break;
                 case MachineAction::Kind::Kill:
                     m_logs->write_system(fmt::format("still running {}ms after {}: sending SIGKILL",

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <algorithm>
 
 #include <cerrno>
 #include <cstring>
@@ -132,6 +133,21 @@ TEST_F(SupervisorTest, CrashLoopBacksOffThenFails) {
               std::string::npos);
     ASSERT_FALSE(seen.empty());
     EXPECT_EQ(seen.back(), ServiceState::Failed);
+}
+
+TEST_F(SupervisorTest, AnExitThatLeftNothingIsNotShownAsStopping) {
+    // `stopping` is for runs locald ends (or an exit's leftovers being ended):
+    // a process that exits on its own goes from running to its next state.
+    auto o = options({helper_path(), "exit", "3"});
+    o.restart.mode = RestartMode::No;
+    auto s = make(o);
+    std::vector<ServiceState> seen;
+    s->add_observer([&](const ServiceStatus& status) { seen.push_back(status.state); });
+    s->start();
+    ASSERT_TRUE(wait_state(*s, ServiceState::Exited));
+    EXPECT_EQ(std::count(seen.begin(), seen.end(), ServiceState::Stopping), 0)
+        << "states seen: " << seen.size();
+    EXPECT_EQ(s->status().reason, "exited with code 3");
 }
 
 class SupervisorTracking : public SupervisorTest, public ::testing::WithParamInterface<TrackMode> {
