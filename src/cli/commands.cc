@@ -38,6 +38,10 @@ const Command kCommands[] = {
     {"__launch", "Internal: run one container from a spec", kLaunchHelp, run_launch, true},
     {"__prepare-image", "Internal: pull and prepare an image service's root filesystem",
      kPrepareImageHelp, run_prepare_image, true},
+    {"provision", "Build a project's build services for the host (Dump Layer)", kProvisionHelp,
+     run_provision},
+    {"__provision", "Internal: provision one build service", kProvisionInternalHelp,
+     run_provision_internal, true},
 };
 
 }  // namespace
