@@ -33,11 +33,12 @@ int run_shutdown(std::span<const std::string> args) {
         }
         return report_error(client.error());
     }
+    base::UniqueFd daemon_process = open_daemon_pidfd(*paths);
     auto answer = client->call("shutdown", base::Json::object());
     if (!answer && answer.error().kind() != base::ErrorKind::Unavailable) {
         return report_error(answer.error());
     }
-    if (auto exited = wait_for_daemon_exit(*paths); !exited) {
+    if (auto exited = wait_for_daemon_exit(*paths, daemon_process); !exited) {
         return report_error(exited.error());
     }
     std::puts("daemon stopped");

@@ -1,8 +1,10 @@
 #include "cli/ipc_client.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/file.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -188,8 +190,27 @@ base::Result<daemon::Client> connect_daemon(bool autostart) {
     return fresh;
 }
 
-base::Result<void> wait_for_daemon_exit(const daemon::DaemonPaths& paths) {
-    return wait_for_lock_release(paths);
+base::UniqueFd open_daemon_pidfd(const daemon::DaemonPaths& paths) {
+    auto text = base::read_file(paths.pid_file, 4096);  // "<pid> <build id>\n"
+    if (!text) {
+        return base::UniqueFd();
+    }
+    long pid = std::strtol(text->c_str(), nullptr, 10);
+    if (pid <= 0) {
+        return base::UniqueFd();
+    }
+    return base::UniqueFd(static_cast<int>(::syscall(SYS_pidfd_open, static_cast<pid_t>(pid), 0)));
+}
+
+base::Result<void> wait_for_daemon_exit(const daemon::DaemonPaths& paths,
+                                        const base::UniqueFd& pidfd) {
+    TRY(wait_for_lock_release(paths));
+    if (pidfd) {
+        pollfd exited{pidfd.get(), POLLIN, 0};
+        while (::poll(&exited, 1, 10'000) < 0 && errno == EINTR) {
+        }
+    }
+    return base::ok();
 }
 
 namespace {

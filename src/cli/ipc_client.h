@@ -16,6 +16,7 @@
 
 #include "base/error.h"
 #include "base/json.h"
+#include "base/unique_fd.h"
 #include "daemon/client.h"
 #include "daemon/daemon.h"
 
@@ -26,8 +27,15 @@ base::Result<daemon::DaemonPaths> daemon_paths();
 // With `autostart` false, Unavailable when no daemon runs.
 base::Result<daemon::Client> connect_daemon(bool autostart = true);
 
-// Waits (bounded) until no daemon holds the lock of `paths`: it has exited.
-base::Result<void> wait_for_daemon_exit(const daemon::DaemonPaths& paths);
+// A pidfd of the running daemon (from its pid file), or an invalid fd. Open
+// it before asking the daemon to exit, so the pid cannot be reused meanwhile.
+base::UniqueFd open_daemon_pidfd(const daemon::DaemonPaths& paths);
+
+// Waits (bounded) until no daemon holds the lock of `paths` and, given its
+// pidfd, until that process has exited too (its lock is released while it is
+// still in exit).
+base::Result<void> wait_for_daemon_exit(const daemon::DaemonPaths& paths,
+                                        const base::UniqueFd& pidfd = base::UniqueFd());
 
 // Sends `method` and shows the daemon's per-service events with a Progress
 // (unless `quiet`). Returns the exit code: 0, 1 when a service failed, or the
