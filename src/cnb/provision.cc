@@ -240,7 +240,7 @@ base::Result<void> fingerprint(int dir_fd, const std::string& rel, const std::st
             return base::errno_error("inspecting `{}/{}`", display, name);
         }
         std::string path = rel.empty() ? name : rel + "/" + name;
-        hash.update(fmt::format("{}\0{}\0{}\0{}.{}\n", path, static_cast<unsigned>(st.st_mode),
+        hash.update(fmt::format("{}\t{}\t{}\t{}.{}\n", path, static_cast<unsigned>(st.st_mode),
                                 static_cast<long long>(st.st_size),
                                 static_cast<long long>(st.st_mtim.tv_sec),
                                 static_cast<long>(st.st_mtim.tv_nsec)));

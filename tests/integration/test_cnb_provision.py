@@ -1,0 +1,114 @@
+"""Dump Layer end to end, as the unprivileged test user: a builder image built
+by oci_build (busybox + /cnb/order.toml + a shell buildpack, cnb_util.py) is
+`locald image load`ed; `locald provision` runs detect and build through the
+rootless launcher and dumps the launch layer and the app under
+<data>/provisioned; a second run reuses it offline; a failing detect names the
+phase, the buildpack and its output; `locald up` runs the `web` process on the
+host with the layer env rewritten to the dump."""
+import json
+import os
+import pathlib
+import subprocess
+import urllib.request
+
+import pytest
+
+from cnb_util import load_builder
+from host_util import wait_until
+from image_util import Project, processes
+from image_util import scratch  # noqa: F401 (the fixture)
+
+TOML = """
+[project]
+name = "cnbproj"
+
+[service.web]
+build = {{ builder = "{ref}", env = {{ BP_GREETING = "hello-build-env" }}, mode = "host" }}
+port = {port}
+"""
+
+
+def free_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def make_project(scratch, port=None):
+    ref = load_builder(scratch)
+    project = Project(scratch, TOML.format(ref=ref, port=port or free_port()))
+    (project.dir / "hello.txt").write_text("hello from the app\n")
+    (project.dir / ".git").mkdir()
+    (project.dir / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    if os.geteuid() == 0:
+        subprocess.run(["chown", "-R", f"{scratch.user}:{scratch.user}", str(project.dir)],
+                       check=True)
+    return project
+
+
+def dump_of(scratch):
+    return scratch.home / "data" / "provisioned" / "cnbproj" / "web"
+
+
+def test_provision_builds_dumps_and_reuses_offline(scratch):
+    project = make_project(scratch)
+    r = project.run("provision", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "web: detect: group: examples/hello@0.1.0" in r.stdout, r.stdout
+    assert "building in /workspace as 1002:1003" in r.stdout, r.stdout
+    dump = dump_of(scratch)
+    assert f"web: process web: serve (cwd {dump}/app)" in r.stdout, r.stdout
+    assert f"web: executable {dump}/layers/examples_hello/web/bin/serve" in r.stdout, r.stdout
+    # The launch layer and its toml, metadata.toml, the built app (no .git);
+    # the build-only layer is not dumped.
+    assert (dump / "layers" / "examples_hello" / "web" / "bin" / "serve").is_file()
+    assert (dump / "layers" / "examples_hello" / "web.toml").is_file()
+    assert not (dump / "layers" / "examples_hello" / "build-only").exists()
+    assert "web" in (dump / "layers" / "config" / "metadata.toml").read_text()
+    assert (dump / "app" / "hello.txt").read_text() == "hello from the app\n"
+    assert (dump / "app" / "built.txt").read_text() == "hello-build-env"
+    assert not (dump / "app" / ".git").exists()
+    # Everything in the dump belongs to the user (not to a subordinate id).
+    uid = int(subprocess.run(["id", "-u", scratch.user], capture_output=True, text=True,
+                             check=True).stdout)
+    for path in [dump, *dump.rglob("*")]:
+        assert path.lstat().st_uid == uid, path
+    info = json.loads((dump / "provision.json").read_text())
+    assert info["group"] == ["examples/hello@0.1.0"]
+    assert info["builder_digest"].startswith("sha256:")
+
+    # Unchanged: reused, offline, nothing rebuilt.
+    before = (dump / "provision.json").stat().st_ino
+    r = project.run("provision", "--offline", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "web: up to date" in r.stdout, r.stdout
+    assert "building" not in r.stdout, r.stdout
+    assert (dump / "provision.json").stat().st_ino == before
+
+    # A changed app file rebuilds (and the dump is replaced whole).
+    (project.dir / "hello.txt").write_text("changed\n")
+    r = project.run("provision", "--offline", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "web: provisioned" in r.stdout, r.stdout
+    assert (dump / "app" / "hello.txt").read_text() == "changed\n"
+    leftovers = [p.name for p in dump.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_provision_failing_detect_names_phase_buildpack_and_output(scratch):
+    project = make_project(scratch)
+    (project.dir / "hello.txt").unlink()
+    r = project.run("provision", timeout=120)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "service web: detect: no buildpack group passed" in r.stderr, r.stderr
+    assert "examples/hello@0.1.0 exited 100" in r.stderr, r.stderr
+    assert "this app is not for examples/hello" in r.stderr, r.stderr
+    assert not dump_of(scratch).exists()
+
+
+def test_provision_missing_builder_offline_is_bad_input(scratch):
+    project = Project(scratch, TOML.format(ref="registry.test/absent:1", port=free_port()))
+    r = project.run("provision", "--offline", timeout=60)
+    assert r.returncode == 3, r.stdout + r.stderr
+    assert "builder `registry.test/absent:1` is not in the local store" in r.stderr, r.stderr
