@@ -8,9 +8,13 @@
 //   {"event":"warning","message":"…"}
 //   {"event":"result","dump_dir":"…","reused":true,"group":[…],"builder_digest":"…"}
 //   {"event":"error","kind":"…","message":"…"}   last line on failure
+#include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <set>
 #include <string_view>
 
@@ -22,6 +26,7 @@
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
+#include "cnb/env_files.h"
 #include "cnb/provision.h"
 #include "config/spec.h"
 
@@ -51,6 +56,17 @@ const char kProvisionInternalHelp[] =
     "\n"
     "Internal: provisions one build service (see `locald help provision`), printing\n"
     "NDJSON progress and a final result on stdout. Used by the daemon.\n";
+
+const char kRunProvisionedHelp[] =
+    "usage: locald __run-provisioned --project NAME --service NAME --app-dir DIR\n"
+    "                                --builder REF [--buildpack ID[@VERSION]]… [--env K=V]…\n"
+    "                                [--process TYPE] [--keep KEY]… [-- COMMAND…]\n"
+    "\n"
+    "Internal: what the daemon supervises for a `build = {…, mode = \"host\"}` service.\n"
+    "Provisions the service when its dump is missing or stale (progress goes to the\n"
+    "service log), then execs the process on the host with the launch environment\n"
+    "of the dump over its own environment; each --keep KEY keeps this process's\n"
+    "value of KEY (locald's service env wins over buildpack defaults).\n";
 
 namespace {
 
@@ -234,6 +250,146 @@ int run_provision_internal(std::span<const std::string> args) {
                              {"builder_digest", result->builder_digest},
                              {"group", std::move(group)}}));
     return kExitOk;
+}
+
+}  // namespace locald::cli
+
+namespace locald::cli {
+
+namespace {
+
+// Runs one exec.d program (fd 3 = a pipe it writes TOML to) with `env`.
+base::Result<std::string> run_exec_d(const std::string& program,
+                                     const std::vector<std::string>& env) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+        return base::errno_error("running exec.d program `{}`", program);
+    }
+    std::vector<std::string> env_copy = env;
+    std::vector<char*> envp;
+    for (auto& entry : env_copy) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+    pid_t pid = ::fork();
+    if (pid < 0) {
+        return base::errno_error("running exec.d program `{}`", program);
+    }
+    if (pid == 0) {
+        ::dup2(fds[1], 3);  // dup2 clears close-on-exec on 3
+        char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
+        ::execve(program.c_str(), argv, envp.data());
+        ::_exit(127);
+    }
+    ::close(fds[1]);
+    std::string out;
+    char buffer[4096];
+    for (;;) {
+        ssize_t n = ::read(fds[0], buffer, sizeof buffer);
+        if (n < 0 && errno == EINTR) {
+            continue;
+        }
+        if (n <= 0) {
+            break;
+        }
+        out.append(buffer, static_cast<size_t>(n));
+    }
+    ::close(fds[0]);
+    int status = 0;
+    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        return base::failed_precondition("exec.d program `{}` failed (status {})", program, status);
+    }
+    return out;
+}
+
+}  // namespace
+
+int run_run_provisioned(std::span<const std::string> args) {
+    static const OptionSpec kRunOptions[] = {
+        {"project", 0, true}, {"service", 0, true},         {"app-dir", 0, true},
+        {"builder", 0, true}, {"buildpack", 0, true, true}, {"env", 0, true, true},
+        {"process", 0, true}, {"keep", 0, true, true},      {"offline"},
+    };
+    auto parsed = parse_args(args, kRunOptions);
+    if (!parsed) {
+        return report_usage("__run-provisioned", parsed.error());
+    }
+    auto paths = base::Paths::from_env();
+    if (!paths) {
+        return report_error(paths.error());
+    }
+    cnb::ProvisionRequest request;
+    request.project = parsed->value("project").value_or("");
+    request.service = parsed->value("service").value_or("");
+    request.app_dir = parsed->value("app-dir").value_or("");
+    request.builder = parsed->value("builder").value_or("");
+    request.data_dir = paths->data;
+    request.buildpacks = parsed->values("buildpack");
+    for (const auto& kv : parsed->values("env")) {
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos) {
+            return report_usage("__run-provisioned",
+                                base::invalid_argument("--env `{}`: expected K=V", kv));
+        }
+        request.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    request.offline = parsed->has("offline");
+    request.on_progress = [](std::string_view phase, std::string_view message) {
+        std::printf("locald: provision: %.*s: %.*s\n", static_cast<int>(phase.size()), phase.data(),
+                    static_cast<int>(message.size()), message.data());
+        std::fflush(stdout);
+    };
+    request.warn = [](const std::string& message) {
+        std::fprintf(stderr, "locald: warning: %s\n", message.c_str());
+    };
+    auto result = cnb::provision(request);
+    if (!result) {
+        return report_error(result.error());
+    }
+    std::vector<std::string> own_env = host_environment();
+    std::vector<std::string> user_args(parsed->rest().begin(), parsed->rest().end());
+    auto launch =
+        cnb::dump_launch(*result, parsed->value("process").value_or(""), user_args, own_env);
+    if (!launch) {
+        return report_error(base::Error(launch.error())
+                                .context(fmt::format("service {}: the process", request.service)));
+    }
+    // locald's own settings for the service (.env, [env], PORT …) win.
+    for (const auto& key : parsed->values("keep")) {
+        if (const char* value = ::getenv(key.c_str())) {
+            launch->env[key] = value;
+        }
+    }
+    for (const auto& program : launch->exec_d) {
+        auto output = run_exec_d(program, cnb::env_to_list(launch->env));
+        if (!output) {
+            return report_error(output.error());
+        }
+        auto applied = cnb::apply_exec_d_output(launch->env, *output, program);
+        if (!applied) {
+            return report_error(applied.error());
+        }
+    }
+    if (::chdir(launch->working_dir.c_str()) != 0) {
+        return report_error(base::errno_error("changing to `{}`", launch->working_dir));
+    }
+    std::vector<std::string> env = cnb::env_to_list(launch->env);
+    std::vector<char*> envp;
+    for (auto& entry : env) {
+        envp.push_back(entry.data());
+    }
+    envp.push_back(nullptr);
+    std::vector<char*> argv;
+    for (auto& arg : launch->argv) {
+        argv.push_back(arg.data());
+    }
+    argv.push_back(nullptr);
+    const std::string& file = launch->executable.empty() ? launch->argv[0] : launch->executable;
+    std::fflush(stdout);
+    ::execve(file.c_str(), argv.data(), envp.data());
+    return report_error(base::errno_error("executing `{}`", file));
 }
 
 }  // namespace locald::cli

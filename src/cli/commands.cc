@@ -42,6 +42,8 @@ const Command kCommands[] = {
      run_provision},
     {"__provision", "Internal: provision one build service", kProvisionInternalHelp,
      run_provision_internal, true},
+    {"__run-provisioned", "Internal: provision when stale, then exec a build service's process",
+     kRunProvisionedHelp, run_run_provisioned, true},
 };
 
 }  // namespace

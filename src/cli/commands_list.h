@@ -57,6 +57,8 @@ extern const char kProvisionHelp[];
 int run_provision(std::span<const std::string> args);
 extern const char kProvisionInternalHelp[];
 int run_provision_internal(std::span<const std::string> args);
+extern const char kRunProvisionedHelp[];
+int run_run_provisioned(std::span<const std::string> args);
 extern const char kImagesHelp[];
 int run_images(std::span<const std::string> args);
 extern const char kImageHelp[];
