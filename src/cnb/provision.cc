@@ -56,6 +56,25 @@ bool valid_component(std::string_view name) {
     });
 }
 
+// Project names are free text (the dir's name by default): a path
+// component from it, with a hash suffix when anything had to change so two
+// names never share a dir.
+std::string project_component(const std::string& project) {
+    std::string out;
+    for (char c : project) {
+        bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+                  c == '_' || c == '-' || c == '.';
+        out += ok ? c : '_';
+    }
+    if (out.empty() || out[0] == '.' || out != project) {
+        if (!out.empty() && out[0] == '.') {
+            out[0] = '_';
+        }
+        out += "-" + base::sha256_hex(project).substr(0, 8);
+    }
+    return out;
+}
+
 std::string tail(std::string_view text) {
     if (text.size() > kTailBytes) {
         text = text.substr(text.size() - kTailBytes);
@@ -444,7 +463,7 @@ base::Result<Builder> ensure_builder(const ProvisionRequest& request,
 
 std::string dump_dir(const std::string& data_dir, const std::string& project,
                      const std::string& service) {
-    return data_dir + "/provisioned/" + project + "/" + service;
+    return data_dir + "/provisioned/" + project_component(project) + "/" + service;
 }
 
 base::Result<ProvisionResult> read_provisioned(const std::string& data_dir,
@@ -484,10 +503,9 @@ base::Result<ProvisionResult> read_provisioned(const std::string& data_dir,
 }
 
 base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
-    if (!valid_component(request.project) || !valid_component(request.service)) {
-        return base::invalid_argument(
-            "provision: project `{}` and service `{}` must be plain names", request.project,
-            request.service);
+    if (!valid_component(request.service)) {
+        return base::invalid_argument("provision: service `{}` must be a plain name",
+                                      request.service);
     }
     for (const auto& [name, value] : request.env) {
         if (!valid_env_name(name)) {
@@ -533,7 +551,7 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
 
     // The build dirs: fresh workspace and layers; the cache is kept.
     const std::string build_dir =
-        request.data_dir + "/builds/" + request.project + "/" + request.service;
+        request.data_dir + "/builds/" + project_component(request.project) + "/" + request.service;
     TRY(base::mkdir_p(build_dir, 0700));
     for (const char* name : {"workspace", "layers", "platform", "scratch"}) {
         TRY(layers::remove_tree(plan, build_dir + "/" + name)
@@ -752,7 +770,8 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
     // root (the build user's files are subordinate ids), into a temp dir
     // renamed over the old dump.
     progress(request, "dump", "copying the launch layers and the app to " + result.dump_dir);
-    const std::string parent = request.data_dir + "/provisioned/" + request.project;
+    const std::string parent =
+        request.data_dir + "/provisioned/" + project_component(request.project);
     TRY(base::mkdir_p(parent, 0700));
     const std::string temp = fmt::format("{}/.tmp-{}-{}", parent, request.service, ::getpid());
     (void)base::remove_all(temp);

@@ -142,6 +142,10 @@ std::vector<std::string> launch_argv(const std::string& spec_path) {
     return ns::launch_command(spec_path, internal_binary());
 }
 
+std::vector<std::string> run_provisioned_argv() {
+    return {internal_binary(), "__run-provisioned"};
+}
+
 std::vector<std::string> holder_argv() {
     // launch_main takes `--hold-userns` in place of a spec path, so the same
     // choice applies: the slim executable (the daemon stays free of the

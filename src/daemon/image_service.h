@@ -57,6 +57,10 @@ std::string services_root(const std::string& data_dir);
 // place so the launcher can be swapped for a slimmer executable.
 std::vector<std::string> launch_argv(const std::string& spec_path);
 
+// `locald __run-provisioned`: what a `build = {…, mode = "host"}` service
+// supervises (it provisions when the dump is stale, then execs the process).
+std::vector<std::string> run_provisioned_argv();
+
 struct ContainerInputs {
     const config::ProjectSpec* project = nullptr;
     const config::ServiceSpec* service = nullptr;

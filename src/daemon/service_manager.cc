@@ -577,7 +577,14 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
     // PTY hangup running until the next daemon sweeps it.
     options.parent_death_signal = SIGKILL;
     bool image = spec.kind == config::ServiceKind::Image;
-    if (!image && (!spec.runs_on_host() || spec.command.empty())) {
+    bool build = spec.kind == config::ServiceKind::Build && spec.build;
+    if (build && !spec.runs_on_host()) {
+        return base::unsupported(
+            "service `{}` has build mode = \"container\": it is not built (locald cannot run a "
+            "buildpack-built image in a container yet); mode = \"host\" (Dump Layer) works",
+            spec.name);
+    }
+    if (!image && !build && (!spec.runs_on_host() || spec.command.empty())) {
         return base::unsupported(
             "service `{}` is a {} service; this daemon runs host commands only (the container "
             "runtime is not wired into `up` yet)",
@@ -603,6 +610,40 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
                 "{}: service `{}`: a notify health check needs network = \"host\" (the "
                 "notify socket is not reachable from network \"none\")",
                 spec.health_check->location.to_string(), spec.name);
+        }
+    } else if (build) {
+        // Dump Layer: `__run-provisioned` provisions when the dump is
+        // missing or stale (its output goes to the service log), then execs
+        // the process on the host with the dump's launch env over this env.
+        // The build settings are arguments, so a change re-runs the service.
+        options.plan.argv = run_provisioned_argv();
+        auto& argv = options.plan.argv;
+        argv.insert(argv.end(), {"--project", project.name, "--service", spec.name, "--app-dir",
+                                 project.dir, "--builder", spec.build->builder});
+        for (const auto& buildpack : spec.build->buildpacks) {
+            argv.insert(argv.end(), {"--buildpack", buildpack});
+        }
+        for (const auto& [key, value] : spec.build->env) {
+            argv.insert(argv.end(), {"--env", key + "=" + value});
+        }
+        if (!spec.process.empty()) {
+            argv.insert(argv.end(), {"--process", spec.process});
+        }
+        // locald's own settings (.env, [env], env_file, PORT …) win over
+        // the buildpacks' launch env; the client's environment does not.
+        for (const auto& entry : env) {
+            if (entry.origin != config::EnvOrigin::Environment) {
+                argv.insert(argv.end(), {"--keep", entry.key});
+            }
+        }
+        if (!spec.command.empty()) {
+            argv.push_back("--");
+            for (const auto& arg :
+                 spec.command.form == config::CommandLine::Form::Shell
+                     ? std::vector<std::string>{"/bin/sh", "-c", spec.command.shell}
+                     : spec.command.argv) {
+                argv.push_back(arg);
+            }
         }
     } else {
         options.plan.argv = spec.command.to_argv();

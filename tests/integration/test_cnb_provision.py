@@ -112,3 +112,83 @@ def test_provision_missing_builder_offline_is_bad_input(scratch):
     r = project.run("provision", "--offline", timeout=60)
     assert r.returncode == 3, r.stdout + r.stderr
     assert "builder `registry.test/absent:1` is not in the local store" in r.stderr, r.stderr
+
+
+UP_TOML = """
+[project]
+name = "cnbproj"
+
+[env]
+FROM_PROJECT = "project"
+
+[service.web]
+build = {{ builder = "{ref}", env = {{ BP_GREETING = "hello-build-env" }}, mode = "host" }}
+port = {port}
+
+[service.boxed]
+build = {{ builder = "{ref}" }}
+"""
+
+
+def proc_env(pid):
+    raw = pathlib.Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(e.decode().split("=", 1) for e in raw if b"=" in e)
+
+
+def test_up_runs_the_dump_on_the_host(scratch):
+    port = free_port()
+    project = make_project(scratch)
+    project.write_toml(UP_TOML.format(ref="registry.test/builder:1", port=port))
+    # Not provisioned yet: `up` provisions through the service's run.
+    r = project.run("up", timeout=180)
+    out = r.stdout + r.stderr
+    # boxed (mode "container") fails, saying why and what works.
+    assert r.returncode == 1, out + project.daemon_log()
+    assert 'has build mode = "container": it is not built' in out, out
+    assert 'mode = "host" (Dump Layer) works' in out, out
+    assert project.status()["boxed"]["state"] == "failed"
+    web = project.status()["web"]
+    assert web["state"] == "ready", out
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hello.txt", timeout=10).read()
+    assert body == b"hello from the app\n"
+    dump = dump_of(scratch)
+    # The supervised pid is the host process itself (busybox httpd, exec'd by
+    # the layer's serve script), running in the dump's app dir, as the user.
+    pid = web["pid"]
+    assert pathlib.Path(f"/proc/{pid}/comm").read_text().strip() in ("httpd", "busybox")
+    assert os.readlink(f"/proc/{pid}/cwd") == str(dump / "app")
+    uid = int(subprocess.run(["id", "-u", scratch.user], capture_output=True, text=True,
+                             check=True).stdout)
+    assert os.stat(f"/proc/{pid}").st_uid == uid
+    env = proc_env(pid)
+    layer = dump / "layers" / "examples_hello" / "web"
+    assert env["WEB_HOME"] == str(layer)
+    assert env["PATH"].split(":")[0] == str(layer / "bin")
+    assert env["GREETING"] == "hi"
+    assert env["PORT"] == str(port)
+    assert env["FROM_PROJECT"] == "project"
+    assert "CNB_PLATFORM_API" not in env
+    logs = project.run("logs", "--no-color", "web").stdout
+    assert "locald: provision: detect: group: examples/hello@0.1.0" in logs, logs
+    assert f"serving hello from the app on {port}" in logs, logs
+
+    r = project.run("stop", "web", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert project.status()["web"]["state"] == "stopped"
+    wait_until(lambda: not pathlib.Path(f"/proc/{pid}").exists() or
+               pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] in ("Z", "X"),
+               30, 0.05, "httpd gone")
+    # Started again: the dump is current, so it is reused (no build output).
+    r = project.run("start", "web", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: project.status()["web"]["state"] == "ready", 60, 0.2, "web ready again")
+    logs = project.run("logs", "--no-color", "web").stdout
+    assert logs.count("locald: provision: reuse:") == 1, logs
+    second = project.status()["web"]["pid"]
+    r = project.run("down", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: not pathlib.Path(f"/proc/{second}").exists() or
+               pathlib.Path(f"/proc/{second}/stat").read_text().split()[2] in ("Z", "X"),
+               30, 0.05, "second httpd gone")
+    leftover = [p for p, _, _, argv in processes() if argv and "__run-provisioned" in argv]
+    assert leftover == []
