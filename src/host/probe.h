@@ -59,6 +59,9 @@ struct ProbeSpec {
     std::chrono::milliseconds timeout{1000};
     std::chrono::milliseconds start_period{0};
     int retries = 3;  // >= 1
+    // Appended to a failure's reason: what to check (the implicit port
+    // probe asks whether the service listens on $PORT).
+    std::string failure_hint;
 
     bool is_active() const {
         return kind == ProbeKind::Http || kind == ProbeKind::Tcp || kind == ProbeKind::Exec;

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <regex>
 
+#include <fmt/format.h>
+
 #include "host/probe.h"
 
 namespace locald::host {
@@ -33,6 +35,7 @@ ProbeSpec ProbeSpec::port_open(uint16_t port, std::chrono::milliseconds interval
     // opens fails the start after a minute (no start period on top of it),
     // and a ready service's port that stays closed for a minute is dead.
     spec.start_period = std::chrono::milliseconds(0);
+    spec.failure_hint = fmt::format("does the service listen on $PORT ({})?", port);
     spec.retries =
         static_cast<int>(std::max<std::chrono::milliseconds::rep>(1, kPortOpenBudget / interval));
     return spec;

@@ -286,6 +286,9 @@ void ServiceMachine::probe_result(bool ok, std::string detail) {
         if (!grace) {
             m_probe_failures += 1;
         }
+        if (!probe.failure_hint.empty()) {
+            detail += " — " + probe.failure_hint;
+        }
         m_status.reason =
             fmt::format("{} probe ({}) failed: {}", phase, to_string(probe.kind), detail);
         m_changed = true;

@@ -619,7 +619,9 @@ void Supervisor::on_notify_readable() {
 
 void Supervisor::notify_observers() {
     const ServiceStatus& status = m_machine.status();
-    if (status.state != m_logged_state) {
+    const bool new_backoff = status.state == ServiceState::Starting && status.next_start_at &&
+                             status.next_start_at != m_logged_next_start;
+    if (status.state != m_logged_state || new_backoff) {
         switch (status.state) {
             case ServiceState::Ready:
                 m_logs->write_system("ready");
@@ -637,6 +639,7 @@ void Supervisor::notify_observers() {
                     }
                     m_logs->write_system(fmt::format("{} (restart {} in a row)", reason,
                                                      status.consecutive_failures));
+                    m_logged_next_start = status.next_start_at;
                 }
                 break;
             case ServiceState::Stopped:

@@ -163,6 +163,9 @@ private:
     bool m_log_matched = false;  // a log-probe line matched during this drain
     std::string m_read_buffer;
     ServiceState m_logged_state = ServiceState::Pending;
+    // The backoff whose restart was logged: a run that ends on its own goes
+    // from starting to starting again, so the state alone does not tell.
+    std::optional<SteadyTime> m_logged_next_start;
     PtySize m_size;
 
     base::EventLoop::WatchId m_pty_watch = 0;

@@ -393,6 +393,11 @@ TEST(ServiceMachineProbe, AnImplicitPortProbeGivesTheStartOneMinute) {
     }
     EXPECT_EQ(f.machine.status().state, ServiceState::Stopping);
     EXPECT_EQ(f.clock.now() - started, 60s);
+    // The reason says what to check.
+    EXPECT_NE(f.machine.status().reason.find(
+                  "connection refused — does the service listen on $PORT (8080)?"),
+              std::string::npos)
+        << f.machine.status().reason;
 }
 
 TEST(ServiceMachineProbe, SuccessInStartPeriodIsReadyAtOnce) {
