@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -513,6 +514,21 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
                                           request.service, name);
         }
     }
+    // One provision of a service at a time (`locald provision` beside the
+    // daemon's run): the second waits, then finds the dump current.
+    const std::string build_dir =
+        request.data_dir + "/builds/" + project_component(request.project) + "/" + request.service;
+    TRY(base::mkdir_p(build_dir, 0700));
+    int lock_fd = ::open((build_dir + ".lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock_fd < 0) {
+        return base::errno_error("opening `{}.lock`", build_dir);
+    }
+    base::UniqueFd lock(lock_fd);
+    while (::flock(lock.get(), LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            return base::errno_error("locking `{}.lock`", build_dir);
+        }
+    }
     auto plan = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
     Builder builder = TRY(ensure_builder(request, plan));
     const auto& config = builder.image.config.config;
@@ -550,9 +566,6 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
     }
 
     // The build dirs: fresh workspace and layers; the cache is kept.
-    const std::string build_dir =
-        request.data_dir + "/builds/" + project_component(request.project) + "/" + request.service;
-    TRY(base::mkdir_p(build_dir, 0700));
     for (const char* name : {"workspace", "layers", "platform", "scratch"}) {
         TRY(layers::remove_tree(plan, build_dir + "/" + name)
                 .context(fmt::format("removing the previous build of {}", request.service)));
