@@ -37,6 +37,7 @@ exit 100
 
 constexpr const char* kBuild = R"(#!/bin/sh
 set -e
+if [ "$BP_MODE" = fail ]; then echo "mode fail requested"; exit 7; fi
 L="$1/run"
 mkdir -p "$L/bin" "$L/env.launch"
 printf '#!/bin/sh\necho "run $1 $RUN_HOME $BP_MODE"\n' > "$L/bin/runme"
@@ -251,6 +252,24 @@ TEST_F(RootlessCnbProvision, FailingDetectNamesTheBuildpackAndItsOutput) {
     EXPECT_NE(text.find("t/run@1 exited 100"), std::string::npos) << text;
     EXPECT_NE(text.find("no app.txt here"), std::string::npos) << text;
     EXPECT_FALSE(read_provisioned(m_home + "/data", "my proj", "cli"));
+}
+
+TEST_F(RootlessCnbProvision, FailingBuildNamesTheBuildpackAndKeepsThePreviousDump) {
+    auto first = provision(Request());
+    ASSERT_TRUE(first) << first.error().to_string();
+    auto request = Request();
+    request.env = {{"BP_MODE", "fail"}};
+    auto result = provision(request);
+    ASSERT_FALSE(result);
+    std::string text = result.error().to_string();
+    EXPECT_NE(text.find("service cli: build: buildpack t/run@1 exited 7"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("mode fail requested"), std::string::npos) << text;
+    EXPECT_NE(m_progress.find("build: mode fail requested"), std::string::npos) << m_progress;
+    auto stored = read_provisioned(m_home + "/data", "my proj", "cli");
+    ASSERT_TRUE(stored) << stored.error().to_string();
+    EXPECT_EQ(stored->key, first->key);
+    EXPECT_EQ(read_text(stored->app_dir + "/built-mode"), "one");
 }
 
 TEST_F(RootlessCnbProvision, UnknownBuildpackAndBadEnvNameAreRefused) {
