@@ -256,56 +256,6 @@ int run_provision_internal(std::span<const std::string> args) {
 
 namespace locald::cli {
 
-namespace {
-
-// Runs one exec.d program (fd 3 = a pipe it writes TOML to) with `env`.
-base::Result<std::string> run_exec_d(const std::string& program,
-                                     const std::vector<std::string>& env) {
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) {
-        return base::errno_error("running exec.d program `{}`", program);
-    }
-    std::vector<std::string> env_copy = env;
-    std::vector<char*> envp;
-    for (auto& entry : env_copy) {
-        envp.push_back(entry.data());
-    }
-    envp.push_back(nullptr);
-    pid_t pid = ::fork();
-    if (pid < 0) {
-        return base::errno_error("running exec.d program `{}`", program);
-    }
-    if (pid == 0) {
-        ::dup2(fds[1], 3);  // dup2 clears close-on-exec on 3
-        char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
-        ::execve(program.c_str(), argv, envp.data());
-        ::_exit(127);
-    }
-    ::close(fds[1]);
-    std::string out;
-    char buffer[4096];
-    for (;;) {
-        ssize_t n = ::read(fds[0], buffer, sizeof buffer);
-        if (n < 0 && errno == EINTR) {
-            continue;
-        }
-        if (n <= 0) {
-            break;
-        }
-        out.append(buffer, static_cast<size_t>(n));
-    }
-    ::close(fds[0]);
-    int status = 0;
-    while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
-        return base::failed_precondition("exec.d program `{}` failed (status {})", program, status);
-    }
-    return out;
-}
-
-}  // namespace
-
 int run_run_provisioned(std::span<const std::string> args) {
     static const OptionSpec kRunOptions[] = {
         {"project", 0, true}, {"service", 0, true},         {"app-dir", 0, true},
@@ -362,15 +312,8 @@ int run_run_provisioned(std::span<const std::string> args) {
             launch->env[key] = value;
         }
     }
-    for (const auto& program : launch->exec_d) {
-        auto output = run_exec_d(program, cnb::env_to_list(launch->env));
-        if (!output) {
-            return report_error(output.error());
-        }
-        auto applied = cnb::apply_exec_d_output(launch->env, *output, program);
-        if (!applied) {
-            return report_error(applied.error());
-        }
+    if (auto ran = cnb::run_exec_d_on_host(*launch, result->app_dir); !ran) {
+        return report_error(ran.error());
     }
     if (::chdir(launch->working_dir.c_str()) != 0) {
         return report_error(base::errno_error("changing to `{}`", launch->working_dir));
