@@ -27,7 +27,13 @@ int run_daemon(std::span<const std::string> args) {
     if (!paths) {
         return report_error(paths.error());
     }
-    return daemon::run_daemon(*paths);
+    auto served = daemon::serve_daemon(*paths);
+    if (!served) {
+        int code = report_error(served.error());
+        // Another daemon already serves this home: "not available", as documented.
+        return served.error().kind() == base::ErrorKind::AlreadyExists ? kExitUnavailable : code;
+    }
+    return *served;
 }
 
 }  // namespace locald::cli

@@ -1045,6 +1045,10 @@ std::string locald_executable() {
     return self;
 }
 
+base::Result<int> serve_daemon(const DaemonPaths& paths) {
+    return serve(paths);
+}
+
 int run_daemon(const DaemonPaths& paths) {
     auto result = serve(paths);
     if (!result) {

@@ -37,8 +37,12 @@ struct DaemonPaths {
     static DaemonPaths from(const base::Paths& paths);
 };
 
-// Runs the daemon until it is told to stop. Returns the process exit code.
+// Runs the daemon until it is told to stop. Returns the process exit code;
+// an error that ends it is logged (4 when another daemon holds `paths`).
 int run_daemon(const DaemonPaths& paths);
+// The same, with the error returned for a caller that reports it itself
+// (`locald daemon` in a terminal). AlreadyExists: another daemon runs.
+base::Result<int> serve_daemon(const DaemonPaths& paths);
 
 // The name of the daemon-only executable (base, config, host, daemon): built
 // next to `locald` so the long-running process maps none of the registry,
