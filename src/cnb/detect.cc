@@ -149,6 +149,11 @@ struct Dep {
     std::vector<size_t> early;    // requires seen before any provide
 };
 
+// The reference enumerates every trial; a plan may hold 1 MiB of [[or]]
+// sections, so the product is bounded (2^16: sixteen buildpacks with one
+// [[or]] each) and the group fails past it.
+constexpr int kMaxTrials = 1 << 16;
+
 class Resolver {
 public:
     explicit Resolver(const std::vector<Detected>& passing) : m_passing(passing) {}
@@ -167,6 +172,14 @@ private:
     // Depth-first over the cartesian product of options, first element outermost.
     bool trials(size_t index, std::vector<Option>& prefix) {
         if (index == m_passing.size()) {
+            if (m_tries >= kMaxTrials) {
+                m_outcome.log.push_back(fmt::format(
+                    "fail: more than {} plan resolution trials (the [[or]] alternatives of the "
+                    "group's plans)",
+                    kMaxTrials));
+                m_stopped = true;
+                return false;
+            }
             return run_trial(prefix);
         }
         const Detected& detected = m_passing[index];
@@ -179,6 +192,9 @@ private:
             prefix.pop_back();
             if (resolved) {
                 return true;
+            }
+            if (m_stopped) {
+                return false;
             }
         }
         return false;
@@ -277,6 +293,7 @@ private:
     const std::vector<Detected>& m_passing;
     ResolveOutcome m_outcome;
     int m_tries = 0;
+    bool m_stopped = false;
 };
 
 }  // namespace
@@ -321,6 +338,12 @@ bool targets_match(const std::vector<Target>& buildpack_targets, const Target& r
 namespace {
 
 enum class Verdict { Pass, Fail, Error };
+
+// The reference recurses into composites without a bound ("cyclical
+// references lead to infinite recursion"): a builder's order that includes
+// itself, or that fans out exponentially, is an error here.
+constexpr size_t kMaxCompositeDepth = 64;
+constexpr size_t kMaxGroups = 10000;
 
 struct GroupResult {
     Verdict verdict = Verdict::Fail;
@@ -376,6 +399,13 @@ private:
     }
 
     base::Result<GroupResult> detect_group(const Group& group, std::vector<DoneEntry> done) {
+        if (++m_groups > kMaxGroups) {
+            return base::invalid_argument(
+                "the builder's order expands to more than {} groups (composite buildpacks "
+                "fan out too much; while expanding {})",
+                kMaxGroups,
+                m_chain.empty() ? "the order" : fmt::format("{}", fmt::join(m_chain, " → ")));
+        }
         for (size_t i = 0; i < group.size(); ++i) {
             const GroupRef& element = group[i];
             bool seen = false;
@@ -394,7 +424,16 @@ private:
             const BuildpackDescriptor& bp = *found;
             if (bp.composite()) {
                 Group rest(group.begin() + static_cast<std::ptrdiff_t>(i) + 1, group.end());
-                return detect_order(bp.order, done, rest, element.optional);
+                m_chain.push_back(key_of(element.id, element.version));
+                if (m_chain.size() > kMaxCompositeDepth) {
+                    return base::invalid_argument(
+                        "composite buildpacks nest deeper than {} levels (does an [[order]] "
+                        "include itself?): {} → …",
+                        kMaxCompositeDepth, fmt::join(m_chain.begin(), m_chain.begin() + 8, " → "));
+                }
+                auto result = detect_order(bp.order, done, rest, element.optional);
+                m_chain.pop_back();
+                return result;
             }
             std::string key = key_of(element.id, element.version);
             done.push_back({element, bp.api, bp.homepage});
@@ -473,6 +512,8 @@ private:
     const DetectOptions& m_options;
     DetectOutcome m_outcome;
     std::map<std::string, DetectPlan> m_plans;
+    std::vector<std::string> m_chain;  // the composites being expanded, outermost first
+    size_t m_groups = 0;
 };
 
 }  // namespace

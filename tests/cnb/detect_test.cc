@@ -113,6 +113,37 @@ TEST(CnbDetectOrder, ExpandsCompositesWithIdDedupeAndOptionalRepeat) {
               (std::set<std::string>{"A@v1", "B@v1", "C@v1", "D@v1", "B@v2", "C@v2", "D@v2"}));
 }
 
+// A composite whose order reaches itself (the reference recurses until
+// its stack overflows — "FIXME: cyclical references"): a builder's
+// buildpack.toml must not crash locald; it is an error naming the chain.
+TEST(CnbDetectOrder, CompositeCycleIsAnErrorNotARecursion) {
+    FakeBuilder builder;
+    builder.add("leaf", "1");
+    builder.add("A", "1").order = {{{"B", "1"}}};
+    builder.add("B", "1").order = {{{"leaf", "1", true}, {"A", "1"}}};
+    auto outcome = builder.detect({{{"A", "1"}}});
+    ASSERT_FALSE(outcome);
+    EXPECT_NE(outcome.error().to_string().find("A@1"), std::string::npos)
+        << outcome.error().to_string();
+    EXPECT_NE(outcome.error().to_string().find("nest"), std::string::npos)
+        << outcome.error().to_string();
+}
+
+// Composites whose orders fail fan out exponentially (2 groups per level):
+// the number of groups tried is bounded, with an error saying so.
+TEST(CnbDetectOrder, ExponentialCompositeExpansionIsBounded) {
+    FakeBuilder builder;
+    builder.add("leaf", "1");
+    for (int i = 0; i < 30; ++i) {
+        std::string next = i == 29 ? "leaf" : "C" + std::to_string(i + 1);
+        builder.add("C" + std::to_string(i), "1").order = {{{next, "1"}}, {{next, "1"}}};
+    }
+    auto outcome = builder.detect({{{"C0", "1"}}});
+    ASSERT_FALSE(outcome);
+    EXPECT_NE(outcome.error().to_string().find("groups"), std::string::npos)
+        << outcome.error().to_string();
+}
+
 TEST(CnbDetectOrder, FirstPassingGroupWinsAndWritesGroupWithoutOptionalFlags) {
     FakeBuilder builder;
     builder.add("a", "1");
@@ -364,6 +395,21 @@ TEST(CnbResolvePlan, OrAlternativesTriedDepthFirstUntilTry16) {
     // In the primary options D counts as required ("fail", not "skip").
     EXPECT_TRUE(has_line(outcome.log, "fail: A@v1 requires never")) << joined(outcome.log);
     EXPECT_TRUE(has_line(outcome.log, "skip: D@v1 provides unused unused")) << joined(outcome.log);
+}
+
+// 1 MiB of [[or]] per plan makes the cartesian product astronomic: the
+// trials are bounded and the group fails saying why.
+TEST(CnbResolvePlan, TrialsAreBounded) {
+    std::vector<Detected> passing;
+    for (int i = 0; i < 8; ++i) {
+        std::vector<PlanSection> alternatives(9, section({}, {"never"}));
+        passing.push_back(detected("B" + std::to_string(i), false, section({}, {"never"}),
+                                   std::move(alternatives)));
+    }
+    auto outcome = resolve_plan(passing);  // 10^8 trials unbounded
+    EXPECT_FALSE(outcome.resolved);
+    EXPECT_LE(outcome.log.size(), 300000u);
+    EXPECT_NE(joined(outcome.log).find("trials"), std::string::npos);
 }
 
 TEST(CnbResolvePlan, EmptyTrialFails) {
