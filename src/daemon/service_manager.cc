@@ -257,6 +257,11 @@ struct ServiceManager::Service {
     bool layer_live = false;
     bool restart_after_down = false;
     bool is_image() const { return spec.kind == config::ServiceKind::Image; }
+    // build = {mode = "host"}: the `__provision` child, before the first run.
+    std::unique_ptr<InternalCommand> provisioning;
+    bool is_build_host() const {
+        return spec.kind == config::ServiceKind::Build && spec.build && spec.runs_on_host();
+    }
 };
 
 struct ServiceManager::Project {
@@ -1337,6 +1342,10 @@ bool ServiceManager::try_start_gated(Project& project, Service& service) {
         start_image(project, service);
         return true;
     }
+    if (service.is_build_host()) {
+        start_provision(project, service);
+        return true;
+    }
     service.waiting = false;
     service.supervisor->start();
     return true;
@@ -1399,6 +1408,10 @@ void ServiceManager::pump() {
             if (service->preparing) {
                 cancel_image(*project, *service);
             }
+            if (service->provisioning) {
+                service->provisioning.reset();  // kills the child and its helpers
+                service->progress.clear();
+            }
             if (service->supervisor) {
                 service->supervisor->stop();
             }
@@ -1419,6 +1432,7 @@ void ServiceManager::pump() {
         }
         for (const auto& service : project->services) {
             if (service->waiting || service->preparing || service->cleaning ||
+                service->provisioning ||
                 (service->supervisor && !is_down(service->supervisor->status().state))) {
                 return false;
             }
@@ -1444,7 +1458,7 @@ void ServiceManager::pump() {
             if (service->supervisor && !is_down(service->supervisor->status().state)) {
                 return false;
             }
-            if (service->preparing || service->cleaning) {
+            if (service->preparing || service->cleaning || service->provisioning) {
                 return false;
             }
             if (service->supervisor && service->observer != 0) {
@@ -1532,6 +1546,95 @@ void ServiceManager::start_image(Project& project, Service& service) {
     service.progress = fmt::format("preparing {}", service.spec.image);
     service.supervisor->logs().write_system(
         fmt::format("preparing the image {}", service.spec.image));
+    notify(project, service);
+}
+
+// ---------------------------------------------------------------- build services
+
+void ServiceManager::start_provision(Project& project, Service& service) {
+    service.waiting = false;
+    service.provisioning.reset();  // one for an older config (kills it)
+    const auto& build = *service.spec.build;
+    std::vector<std::string> argv = run_provisioned_argv();
+    argv[1] = "__provision";
+    argv.insert(argv.end(), {"--project", project.name, "--service", service.spec.name, "--app-dir",
+                             project.dir, "--builder", build.builder});
+    for (const auto& buildpack : build.buildpacks) {
+        argv.insert(argv.end(), {"--buildpack", buildpack});
+    }
+    for (const auto& [key, value] : build.env) {
+        argv.insert(argv.end(), {"--env", key + "=" + value});
+    }
+    Project* p = &project;
+    Service* s = &service;
+    std::weak_ptr<bool> alive = m_alive;
+    // What the child said last: its result or its error.
+    auto outcome = std::make_shared<std::optional<base::Result<void>>>();
+    auto last_text = std::make_shared<std::string>();
+    auto on_line = [this, alive, p, s, outcome, last_text](const std::string& line) {
+        if (alive.expired()) {
+            return;
+        }
+        auto json = base::Json::parse(line);
+        const base::Json* event = json ? json->find("event") : nullptr;
+        if (!event || !event->is_string()) {
+            *last_text = line;
+            return;
+        }
+        auto text = [&](std::string_view key) {
+            const base::Json* value = json->find(key);
+            return value && value->is_string() ? value->as_string() : std::string();
+        };
+        const std::string& name = event->as_string();
+        if (name == "progress") {
+            s->progress = fmt::format("provisioning: {}: {}", text("phase"), text("message"));
+            if (s->supervisor) {
+                s->supervisor->logs().write_system(s->progress);
+            }
+            notify(*p, *s);
+        } else if (name == "warning") {
+            if (s->supervisor) {
+                s->supervisor->logs().write_system("warning: " + text("message"));
+            }
+        } else if (name == "result") {
+            *outcome = base::ok();
+        } else if (name == "error") {
+            *outcome = base::Result<void>(base::failed_precondition("{}", text("message")));
+        }
+    };
+    auto on_done = [this, alive, p, s, outcome, last_text](base::ExitStatus status) {
+        if (alive.expired()) {
+            return;
+        }
+        // We run inside the command: destroy it after this callback.
+        std::shared_ptr<InternalCommand> finished(std::move(s->provisioning));
+        m_loop.post([finished] {});
+        s->progress.clear();
+        if (!s->desired_up || s->removing) {
+            notify(*p, *s);
+            schedule_pump();
+            return;
+        }
+        if (!outcome->has_value()) {
+            *outcome = base::Result<void>(base::internal_error(
+                "`locald __provision` ended ({}) without a result{}{}", status.to_string(),
+                last_text->empty() ? "" : ": ", *last_text));
+        }
+        if (!**outcome) {
+            fail_service(*p, *s, (*outcome)->error().message());
+            schedule_pump();
+            return;
+        }
+        s->supervisor->start();  // __run-provisioned finds the dump current
+    };
+    auto started = InternalCommand::start(m_loop, std::move(argv), on_line, on_done);
+    if (!started) {
+        fail_service(project, service, started.error().to_string());
+        return;
+    }
+    service.provisioning = started.release_value();
+    service.progress = fmt::format("provisioning with {}", build.builder);
+    service.supervisor->logs().write_system(service.progress);
     notify(project, service);
 }
 
@@ -1648,9 +1751,10 @@ ServiceView ServiceManager::make_view(const Project& project, const Service& ser
         view.ready_at = status.ready_at;
         view.reason = status.reason;
     }
-    if (service.preparing) {
-        // Pulling/unpacking in the `__prepare-image` child: starting, with
-        // its latest progress line as the reason `up` shows.
+    if (service.preparing || service.provisioning) {
+        // Pulling/unpacking in the `__prepare-image` child (or building in
+        // `__provision`): starting, with its latest progress line as the
+        // reason `up` shows.
         view.state = ServiceState::Starting;
         view.pid = 0;
         view.reason = service.progress;

@@ -188,6 +188,9 @@ private:
     // Image services (daemon/image_service.h): prepare in a child, then
     // launch; remove the writable layer once down for good.
     void start_image(Project& project, Service& service);
+    // build = {mode = "host"}: `locald __provision` first (progress to the
+    // service's status and log), then the supervisor.
+    void start_provision(Project& project, Service& service);
     void cleanup_image(Project& project, Service& service);
     void cancel_image(Project& project, Service& service);
     void on_image_status(Project& project, Service& service);

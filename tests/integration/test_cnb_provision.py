@@ -169,7 +169,13 @@ def test_up_runs_the_dump_on_the_host(scratch):
     assert env["FROM_PROJECT"] == "project"
     assert "CNB_PLATFORM_API" not in env
     logs = project.run("logs", "--no-color", "web").stdout
-    assert "locald: provision: detect: group: examples/hello@0.1.0" in logs, logs
+    # Built by the daemon's `__provision` child (progress in the log), then
+    # run by `__run-provisioned`, which found the dump current.
+    assert "provisioning: detect: group: examples/hello@0.1.0" in logs, logs
+    assert "provisioning: build: building in /workspace as 1002:1003" in logs, logs
+    assert "locald: provision: reuse:" in logs, logs
+    # `up` showed the provisioning progress while the service was starting.
+    assert "cnbproj:web: starting — provisioning: detect: group: examples/hello@0.1.0" in out, out
     assert f"serving hello from the app on {port}" in logs, logs
 
     r = project.run("stop", "web", timeout=60)
@@ -183,7 +189,8 @@ def test_up_runs_the_dump_on_the_host(scratch):
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: project.status()["web"]["state"] == "ready", 60, 0.2, "web ready again")
     logs = project.run("logs", "--no-color", "web").stdout
-    assert logs.count("locald: provision: reuse:") == 1, logs
+    assert logs.count("provisioning: build: running") == 1, logs  # built once
+    assert logs.count("provisioning: reuse:") == 1, logs
     second = project.status()["web"]["pid"]
     r = project.run("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -192,3 +199,21 @@ def test_up_runs_the_dump_on_the_host(scratch):
                30, 0.05, "second httpd gone")
     leftover = [p for p, _, _, argv in processes() if argv and "__run-provisioned" in argv]
     assert leftover == []
+
+
+def test_up_with_a_failing_detect_fails_the_service_with_the_reason(scratch):
+    project = make_project(scratch)
+    project.write_toml(TOML.format(ref="registry.test/builder:1", port=free_port()))
+    (project.dir / "hello.txt").unlink()
+    r = project.run("up", timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out + project.daemon_log()
+    assert "service web: detect: no buildpack group passed" in out, out
+    assert "examples/hello@0.1.0 exited 100" in out, out
+    web = project.status()["web"]
+    assert web["state"] == "failed" and web["pid"] is None, web
+    logs = project.run("logs", "--no-color", "web").stdout
+    assert "this app is not for examples/hello" in logs, logs
+    assert not dump_of(scratch).exists()
+    r = project.run("down", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
