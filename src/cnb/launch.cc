@@ -182,6 +182,7 @@ base::Result<void> apply_exec_d_output(EnvMap& env, std::string_view output,
                                           internal::at(file, node), key.str());
         }
         if (key.str().empty() || key.str().find('=') != std::string_view::npos ||
+            key.str().find('\0') != std::string_view::npos ||
             value->get().find('\0') != std::string::npos) {
             return base::invalid_argument("{}: `{}` cannot be an environment variable",
                                           internal::at(file, node), key.str());
@@ -381,6 +382,9 @@ base::Result<LaunchPlan> compute_launch(const LaunchRequest& request) {
     }
     if (plan.working_dir.empty()) {
         plan.working_dir = app_value;
+    } else if (!plan.working_dir.starts_with('/')) {
+        // The reference's launcher is in <app> when it chdirs to it.
+        plan.working_dir = join(app_value, plan.working_dir);
     } else if (request.host_mode) {
         plan.working_dir = rewrite_one(plan.working_dir, prefixes);
     }

@@ -344,6 +344,36 @@ TEST_F(CnbLaunch, HostModeRewritesContainerPathsToTheDump) {
     EXPECT_NE(plan.error().message().find("`not-there`: not found in PATH"), std::string::npos);
 }
 
+// A relative working-dir is relative to the app dir (the reference's
+// launcher chdirs to <app> first); the host runner chdirs to the plan's
+// working_dir from wherever it was started, so it must be absolute there.
+TEST_F(CnbLaunch, RelativeWorkingDirIsUnderTheAppDir) {
+    std::string app = m_dir / "app";
+    fs::create_directories(app + "/sub");
+    m_metadata.processes[0].working_dir = "sub";
+    auto plan = launch();
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    EXPECT_EQ(plan->working_dir, "/workspace/sub");
+    m_request.host_mode = true;
+    m_request.host_app_dir = app;
+    m_metadata.processes[0].command = {"/bin/true"};
+    plan = launch();
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    EXPECT_EQ(plan->working_dir, app + "/sub");
+}
+
+// exec.d output names become host environment names: a NUL inside one
+// would make execve see a different (or `=`-less) entry.
+TEST(CnbExecD, KeysWithNulAreRejected) {
+    EnvMap env;
+    auto applied = apply_exec_d_output(env, "\"PATH\\u0000X\" = \"/evil\"\n", "prog");
+    ASSERT_FALSE(applied);
+    EXPECT_NE(applied.error().message().find("cannot be an environment variable"),
+              std::string::npos)
+        << applied.error().message();
+    EXPECT_TRUE(env.empty());
+}
+
 // exec.d on the host: fd 3 carries TOML, each program sees the env as
 // updated by the earlier ones, cwd is the app, a failure names the program.
 TEST_F(CnbLaunch, ExecDRunsOnTheHostWithFd3AndTheCurrentEnv) {
