@@ -504,6 +504,15 @@ base::Result<ProvisionResult> read_provisioned(const std::string& data_dir,
 }
 
 base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
+    if (::geteuid() == 0) {
+        // As root the launcher maps the container's root to a subordinate id
+        // (or nobody), which cannot open the builder rootfs and work dirs under
+        // root's private 0700 data dir: refuse plainly instead of EACCES.
+        return base::unsupported(
+            "service {}: provisioning as root is not supported: run locald as a regular user "
+            "(with a subordinate id range in /etc/subuid and /etc/subgid)",
+            request.service);
+    }
     if (!valid_component(request.service)) {
         return base::invalid_argument("provision: service `{}` must be a plain name",
                                       request.service);

@@ -272,6 +272,24 @@ TEST_F(RootlessCnbProvision, FailingBuildNamesTheBuildpackAndKeepsThePreviousDum
     EXPECT_EQ(read_text(stored->app_dir + "/built-mode"), "one");
 }
 
+TEST(RootCnbProvision, RefusedWithAReasonInsteadOfPermissionDenied) {
+    if (::geteuid() != 0) {
+        GTEST_SKIP() << "checks the root path";
+    }
+    ProvisionRequest request;
+    request.project = "p";
+    request.service = "web";
+    request.app_dir = "/nonexistent";
+    request.data_dir = "/nonexistent";
+    request.builder = "registry.test/builder:1";
+    auto result = provision(request);
+    ASSERT_FALSE(result);
+    EXPECT_EQ(result.error().kind(), base::ErrorKind::Unsupported);
+    EXPECT_NE(result.error().to_string().find("provisioning as root is not supported"),
+              std::string::npos)
+        << result.error().to_string();
+}
+
 TEST_F(RootlessCnbProvision, UnknownBuildpackAndBadEnvNameAreRefused) {
     auto request = Request();
     request.buildpacks = {"t/absent"};
