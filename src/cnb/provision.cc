@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "base/atomic_file.h"
+#include "base/confined.h"
 #include "base/json.h"
 #include "base/sha256.h"
 #include "base/sys.h"
@@ -805,7 +806,21 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
             }
             const std::string dump_layers = temp + "/layers";
             TRY(base::mkdir_p(dump_layers + "/config", 0755));
-            auto meta = TRY(base::read_file(layers_dir + "/config/metadata.toml", 16 << 20));
+            // Everything under <layers> was writable by the buildpacks (a
+            // `<layers>/<id>` may have become a symlink): read it confined
+            // to the layers dir, never following a link out of it.
+            auto layers_root = TRY(open_dir(layers_dir));
+            auto read_in_layers = [&](const std::string& path) -> base::Result<std::string> {
+                auto fd = TRY(base::open_in_root(layers_root.get(), path,
+                                                 O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+                struct stat file_st {};
+                if (::fstat(fd.get(), &file_st) != 0 || !S_ISREG(file_st.st_mode)) {
+                    return base::invalid_argument("`{}/{}` is not a regular file", layers_dir,
+                                                  path);
+                }
+                return base::read_all(fd.get(), 16 << 20);
+            };
+            auto meta = TRY(read_in_layers("config/metadata.toml"));
             TRY(base::write_file(dump_layers + "/config/metadata.toml", meta, 0644));
             for (const auto& bp : built->buildpacks) {
                 const std::string esc = escape_id(bp.id);
@@ -818,13 +833,26 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
                         TRY(base::mkdir_p(dump_layers + "/" + esc, 0755));
                         any = true;
                     }
-                    const std::string from = layers_dir + "/" + esc + "/" + layer.name;
-                    const std::string to = dump_layers + "/" + esc + "/" + layer.name;
-                    auto toml = TRY(base::read_file(from + ".toml", 1 << 20));
+                    const std::string rel = esc + "/" + layer.name;
+                    const std::string to = dump_layers + "/" + rel;
+                    auto toml = TRY(read_in_layers(rel + ".toml"));
                     TRY(base::write_file(to + ".toml", toml, 0644));
+                    auto dir = base::open_in_root(layers_root.get(), rel,
+                                                  O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+                    if (!dir) {
+                        continue;  // a launch layer without a directory: only its toml
+                    }
                     struct stat layer_st {};
-                    if (::lstat(from.c_str(), &layer_st) == 0 && S_ISDIR(layer_st.st_mode)) {
-                        TRY(copy_tree(from, to, layer_st.st_mode & 0755, copy));
+                    if (::fstat(dir->get(), &layer_st) != 0) {
+                        return base::errno_error("inspecting `{}/{}`", layers_dir, rel);
+                    }
+                    if (::mkdir(to.c_str(), 0700) != 0) {
+                        return base::errno_error("creating `{}`", to);
+                    }
+                    auto out = TRY(open_dir(to));
+                    TRY(copy_contents(dir->get(), out.get(), layers_dir + "/" + rel, copy, 0));
+                    if (::fchmod(out.get(), layer_st.st_mode & 0755) != 0) {
+                        return base::errno_error("setting the mode of `{}`", to);
                     }
                 }
             }

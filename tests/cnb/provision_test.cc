@@ -38,6 +38,17 @@ exit 100
 constexpr const char* kBuild = R"(#!/bin/sh
 set -e
 if [ "$BP_MODE" = fail ]; then echo "mode fail requested"; exit 7; fi
+if [ -n "$BP_EVIL" ]; then
+  E="/layers$BP_EVIL"
+  mkdir -p "$E/run/bin"
+  printf inside > "$E/run/bin/which"
+  printf '[types]\nlaunch = true\n' > "$E/run.toml"
+  printf '[[processes]]\ntype = "cli"\ncommand = ["which"]\ndefault = true\n' > "$E/launch.toml"
+  cd /
+  rm -rf "$1"
+  ln -s "$BP_EVIL" "$1"
+  exit 0
+fi
 L="$1/run"
 mkdir -p "$L/bin" "$L/env.launch"
 printf '#!/bin/sh\necho "run $1 $RUN_HOME $BP_MODE"\n' > "$L/bin/runme"
@@ -288,6 +299,30 @@ TEST(RootCnbProvision, RefusedWithAReasonInsteadOfPermissionDenied) {
     EXPECT_NE(result.error().to_string().find("provisioning as root is not supported"),
               std::string::npos)
         << result.error().to_string();
+}
+
+// A buildpack replaces its own `<layers>/<id>` dir with a symlink to an
+// absolute path: inside the layers dir it names a tree the buildpack made,
+// on the host a tree it must never reach (here one with "outside" in it).
+TEST_F(RootlessCnbProvision, ASymlinkedBuildpackDirIsReadInsideTheLayersDirOnly) {
+    const std::string evil = m_dir + "/evil";
+    write_text(evil + "/run/bin/which", "outside");
+    write_text(evil + "/run.toml", "[types]\nlaunch = true\n");
+    auto request = Request();
+    request.env = {{"BP_MODE", "one"}, {"BP_EVIL", evil}};
+    auto result = provision(request);
+    if (result) {
+        EXPECT_EQ(read_text(result->layers_dir + "/t_run/run/bin/which"), "inside");
+    }
+    auto stored = read_provisioned(m_home + "/data", "my proj", "cli");
+    if (stored) {
+        EXPECT_NE(read_text(stored->layers_dir + "/t_run/run/bin/which"), "outside");
+    }
+    EXPECT_TRUE(result || !stored) << "a failed provision left a dump";
+    if (!result) {
+        ADD_FAILURE() << "expected the build to pass (confined reads): "
+                      << result.error().to_string();
+    }
 }
 
 TEST_F(RootlessCnbProvision, UnknownBuildpackAndBadEnvNameAreRefused) {
