@@ -329,7 +329,7 @@ public:
         CaptureOutput capture;
         capture.m_saved1 = ::fcntl(1, F_DUPFD_CLOEXEC, 3);
         capture.m_saved2 = ::fcntl(2, F_DUPFD_CLOEXEC, 3);
-        int out = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+        int out = ::open(path.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
         if (out < 0 || capture.m_saved1 < 0 || capture.m_saved2 < 0) {
             return base::errno_error("capturing the build output in `{}`", path);
         }
@@ -408,8 +408,7 @@ struct Builder {
     std::string rootfs;
 };
 
-base::Result<Builder> ensure_builder(const ProvisionRequest& request,
-                                     const layers::OwnershipPlan& plan) {
+base::Result<Builder> ensure_builder(const ProvisionRequest& request) {
     auto ref = TRY(
         oci::Reference::parse(request.builder)
             .context(fmt::format("service {}: builder `{}`", request.service, request.builder)));
@@ -457,7 +456,6 @@ base::Result<Builder> ensure_builder(const ProvisionRequest& request,
             request.warn(warning);
         }
     }
-    (void)plan;
     return builder;
 }
 
@@ -540,7 +538,7 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
         }
     }
     auto plan = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
-    Builder builder = TRY(ensure_builder(request, plan));
+    Builder builder = TRY(ensure_builder(request));
     const auto& config = builder.image.config.config;
     auto info = TRY(
         parse_builder_config(config.labels, config.env)
