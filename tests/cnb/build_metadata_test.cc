@@ -52,6 +52,40 @@ TEST(CnbLayerToml, WrongTypesAreErrorsNamingFileAndLine) {
 
 constexpr ApiVersion k07{0, 7}, k08{0, 8}, k09{0, 9}, k12{0, 12};
 
+// toml++ recurses once per component of a dotted key: 200 KB of
+// `.b` (well under the 1 MiB a buildpack file may have) overflowed the
+// stack while parsing. Dots inside strings and comments still parse.
+TEST(CnbLayerToml, DottedKeysNestingTooDeepAreAnErrorNotACrash) {
+    std::string deep = "[types]\nlaunch = true\n[metadata";
+    for (int i = 0; i < 100000; ++i) {
+        deep += ".b";
+    }
+    deep += "]\nx = 1\n";
+    auto layer = parse_layer_toml(deep, "deep.toml");
+    ASSERT_FALSE(layer);
+    expect_error(layer.error(), {"deep.toml:3", "dotted"});
+
+    std::string dotted_key = "metadata";
+    for (int i = 0; i < 100000; ++i) {
+        dotted_key += ".b";
+    }
+    layer = parse_layer_toml("[types]\nlaunch = true\n" + dotted_key + " = 1\n", "key.toml");
+    ASSERT_FALSE(layer);
+    expect_error(layer.error(), {"key.toml:3"});
+
+    std::string dots(5000, '.');
+    std::string text = "[types] # " + dots + "\nlaunch = true\n[metadata]\n";
+    text += "basic = \"" + dots + "\\\"" + dots + "\"\n";
+    text += "literal = '" + dots + "'\n";
+    text += "multi = \"\"\"\n" + dots + "\n\"\"\"\n";
+    text += "ml = '''" + dots + "\n'''\n";
+    text += "version.major = 1\n";
+    layer = parse_layer_toml(text, "ok.toml");
+    ASSERT_TRUE(layer) << layer.error().to_string();
+    EXPECT_TRUE(layer->types.launch);
+    EXPECT_NE(layer->metadata_toml.find("major = 1"), std::string::npos) << layer->metadata_toml;
+}
+
 TEST(CnbLaunchToml, ModernProcessesLabelsAndSlices) {
     auto launch = parse_launch_toml(R"(
 [[processes]]
