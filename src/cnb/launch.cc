@@ -8,6 +8,7 @@
 
 #include <algorithm>
 
+#include "base/confined.h"
 #include "base/sys.h"
 #include "cnb/internal/toml_util.h"
 #include "cnb/internal/tree.h"
@@ -107,17 +108,54 @@ base::Result<std::vector<Layer>> layer_dirs(const Tree& tree, const std::string&
     return out;
 }
 
-// Regular files of `dir` (sorted), as paths the process sees.
-base::Result<std::vector<std::string>> files_in(const Tree& tree, const std::string& dir,
-                                                const std::string& value_prefix) {
-    std::vector<std::string> out;
+struct ListedFile {
+    std::string path;  // as the process sees it (argv[0] of an exec.d program)
+    std::string file;  // what to exec or source: `path`, or a link's target
+};
+
+// Regular files of `dir` (sorted), as paths the process sees. A symlink
+// whose absolute target is under the container's layers path — libpak
+// (Paketo) links `exec.d/<name>` to `/layers/<bp>/helper/helper` — is
+// resolved there, inside the layers dir (confined resolution alone would
+// look for `<layers>/layers/…`); `file` is that target as the process
+// sees it, so the host can run it while argv[0] stays the link.
+base::Result<std::vector<ListedFile>> files_in(const Tree& tree, const std::string& dir,
+                                               const std::string& value_prefix,
+                                               const std::string& layers_path) {
+    std::vector<ListedFile> out;
     auto entries = TRY(internal::list_dir(tree, dir));
     if (!entries) {
         return out;
     }
+    base::UniqueFd dir_fd;
     for (const auto& entry : *entries) {
+        std::string path = join(join(value_prefix, dir), entry.name);
         if (entry.type == EntryType::File) {
-            out.push_back(join(join(value_prefix, dir), entry.name));
+            out.push_back({path, path});
+            continue;
+        }
+        if (entry.type != EntryType::Missing || layers_path.empty()) {
+            continue;
+        }
+        if (!dir_fd) {
+            dir_fd = TRY(base::open_in_root(tree.fd, dir, O_PATH | O_DIRECTORY));
+        }
+        char target[4096];
+        ssize_t n = ::readlinkat(dir_fd.get(), entry.name.c_str(), target, sizeof target);
+        if (n <= 0 || static_cast<size_t>(n) >= sizeof target) {
+            continue;  // not a symlink: dangling or vanished
+        }
+        std::string_view link(target, static_cast<size_t>(n));
+        if (!under(link, layers_path) || link.size() == layers_path.size()) {
+            continue;
+        }
+        std::string rel(link.substr(layers_path.size() + 1));
+        if (rel == ".." || rel.starts_with("../") || rel.find("/../") != std::string::npos ||
+            rel.ends_with("/..")) {
+            continue;  // `/layers/../x` would name a path outside the dump on the host
+        }
+        if (TRY(internal::entry_type(tree, rel)) == EntryType::File) {
+            out.push_back({path, join(value_prefix, rel)});
         }
     }
     return out;
@@ -194,7 +232,8 @@ base::Result<void> apply_exec_d_output(EnvMap& env, std::string_view output,
 
 base::Result<void> run_exec_d_on_host(LaunchPlan& plan, const std::string& app_dir) {
     constexpr size_t kMaxOutput = 1 << 20;
-    for (const auto& program : plan.exec_d) {
+    for (size_t index = 0; index < plan.exec_d.size(); ++index) {
+        const std::string& program = plan.exec_d[index];
         int fds[2];
         if (::pipe2(fds, O_CLOEXEC) != 0) {
             return base::errno_error("pipe for exec.d program `{}`", program);
@@ -210,6 +249,12 @@ base::Result<void> run_exec_d_on_host(LaunchPlan& plan, const std::string& app_d
         envp.push_back(nullptr);
         std::string argv0 = program;
         char* argv[] = {argv0.data(), nullptr};
+        // A link to the layers path is executed through its target (the
+        // link itself points at the container's /layers).
+        std::string file = program;
+        if (index < plan.exec_d_files.size() && !plan.exec_d_files[index].empty()) {
+            file = plan.exec_d_files[index];
+        }
         pid_t pid = ::fork();
         if (pid < 0) {
             return base::errno_error("fork for exec.d program `{}`", program);
@@ -227,7 +272,7 @@ base::Result<void> run_exec_d_on_host(LaunchPlan& plan, const std::string& app_d
             if (::chdir(app_dir.c_str()) != 0) {
                 ::_exit(126);
             }
-            ::execve(argv0.c_str(), argv, envp.data());
+            ::execve(file.c_str(), argv, envp.data());
             ::_exit(errno == ENOENT ? 127 : 126);
         }
         write_end.reset();
@@ -434,14 +479,18 @@ base::Result<LaunchPlan> compute_launch(const LaunchRequest& request) {
     }
     for (const auto& bp : per_buildpack) {
         for (const auto& layer : bp.layers) {
-            for (auto& file : TRY(files_in(tree, join(layer.rel, "exec.d"), layers_value))) {
-                plan.exec_d.push_back(std::move(file));
-            }
+            std::vector<ListedFile> listed =
+                TRY(files_in(tree, join(layer.rel, "exec.d"), layers_value, request.layers_path));
             if (!plan.process_type.empty()) {
-                for (auto& file : TRY(files_in(
-                         tree, join(join(layer.rel, "exec.d"), plan.process_type), layers_value))) {
-                    plan.exec_d.push_back(std::move(file));
+                for (auto& file :
+                     TRY(files_in(tree, join(join(layer.rel, "exec.d"), plan.process_type),
+                                  layers_value, request.layers_path))) {
+                    listed.push_back(std::move(file));
                 }
+            }
+            for (auto& file : listed) {
+                plan.exec_d.push_back(std::move(file.path));
+                plan.exec_d_files.push_back(std::move(file.file));
             }
         }
     }
@@ -465,14 +514,15 @@ base::Result<LaunchPlan> compute_launch(const LaunchRequest& request) {
     // re-evaluated so `$VAR` in args expands).
     for (const auto& bp : per_buildpack) {
         for (const auto& layer : bp.layers) {
-            for (auto& file : TRY(files_in(tree, join(layer.rel, "profile.d"), layers_value))) {
-                plan.profile_d.push_back(std::move(file));
+            for (auto& file : TRY(files_in(tree, join(layer.rel, "profile.d"), layers_value,
+                                           request.layers_path))) {
+                plan.profile_d.push_back(std::move(file.file));
             }
             if (!plan.process_type.empty()) {
                 for (auto& file :
                      TRY(files_in(tree, join(join(layer.rel, "profile.d"), plan.process_type),
-                                  layers_value))) {
-                    plan.profile_d.push_back(std::move(file));
+                                  layers_value, request.layers_path))) {
+                    plan.profile_d.push_back(std::move(file.file));
                 }
             }
         }

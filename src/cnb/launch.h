@@ -74,8 +74,15 @@ struct LaunchPlan {
     std::vector<std::string> argv;
     std::string working_dir;
     EnvMap env;
-    std::vector<std::string> exec_d;     // programs to run, in order, before exec
-    std::vector<std::string> profile_d;  // sourced by a shell process's script, in order
+    std::vector<std::string> exec_d;  // programs to run, in order, before exec (argv[0])
+    // Parallel to exec_d: the file to execve. It differs for a symlink to
+    // the layers path (libpak's helpers: `exec.d/<name>` →
+    // `/layers/<bp>/helper/helper`, dispatching on argv[0]), resolved inside
+    // the layers dir — in host mode the link itself points at a /layers
+    // the host does not have.
+    std::vector<std::string> exec_d_files;
+    // Sourced by a shell process's script, in order (such links resolved).
+    std::vector<std::string> profile_d;
 };
 
 base::Result<LaunchPlan> compute_launch(const LaunchRequest& request);

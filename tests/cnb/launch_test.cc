@@ -344,6 +344,46 @@ TEST_F(CnbLaunch, HostModeRewritesContainerPathsToTheDump) {
     EXPECT_NE(plan.error().message().find("`not-there`: not found in PATH"), std::string::npos);
 }
 
+// libpak (Paketo) links each exec.d helper to its multi-call binary by the
+// absolute container path (`exec.d/0-name -> /layers/<bp>/helper/helper`)
+// and dispatches on argv[0]. Resolved inside the layers dir that target is
+// `<layers>/layers/…`, which does not exist: the helpers were silently
+// skipped. They run, from the dump on the host (argv[0] stays the link).
+TEST_F(CnbLaunch, ExecDAndProfileDLinksToTheLayersPathAreFollowedThere) {
+    std::string app = m_dir / "app";
+    fs::create_directories(app);
+    write_text(layers("bp_one/helper/helper"),
+               "#!/bin/sh\nprintf 'HELPER = \"%s\"\\n' \"$(basename \"$0\")\" >&3\n", 0755);
+    fs::create_directories(layers("bp_one/helper/exec.d"));
+    fs::create_symlink("/layers/bp_one/helper/helper", layers("bp_one/helper/exec.d/0-name"));
+    write_text(layers("bp_one/helper/prof.sh"), "export FROM_PROFILE=1\n");
+    fs::create_directories(layers("bp_one/helper/profile.d"));
+    fs::create_symlink("/layers/bp_one/helper/prof.sh", layers("bp_one/helper/profile.d/p.sh"));
+    // Outside the layers path, or dangling: not listed (as before).
+    fs::create_symlink("/usr/bin/env", layers("bp_one/helper/exec.d/1-host"));
+    fs::create_symlink("/layers/bp_one/helper/missing", layers("bp_one/helper/exec.d/2-dangling"));
+    fs::create_symlink("/layers/../bp_one/helper/helper", layers("bp_one/helper/exec.d/3-dotdot"));
+    m_metadata.processes[0].command = {"/bin/true"};
+    auto plan = launch();
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    EXPECT_EQ(plan->exec_d, std::vector<std::string>{"/layers/bp_one/helper/exec.d/0-name"});
+
+    m_request.host_mode = true;
+    m_request.host_app_dir = app;
+    m_request.user_args = {"true"};
+    m_request.user_command_direct = false;
+    plan = launch();
+    ASSERT_TRUE(plan) << plan.error().to_string();
+    const std::string host = m_dir / "layers";
+    EXPECT_EQ(plan->exec_d, std::vector<std::string>{host + "/bp_one/helper/exec.d/0-name"});
+    EXPECT_EQ(plan->profile_d, std::vector<std::string>{host + "/bp_one/helper/prof.sh"});
+    auto ran = run_exec_d_on_host(*plan, app);
+    ASSERT_TRUE(ran) << ran.error().to_string();
+    // It ran (through its target: a script's $0 is the file the kernel
+    // opened, so argv[0] — still the link — cannot be seen from sh).
+    EXPECT_EQ(plan->env["HELPER"], "helper");
+}
+
 // A relative working-dir is relative to the app dir (the reference's
 // launcher chdirs to <app> first); the host runner chdirs to the plan's
 // working_dir from wherever it was started, so it must be absolute there.
