@@ -452,8 +452,11 @@ base::Result<LaunchPlan> compute_launch(const LaunchRequest& request) {
     };
     std::vector<BuildpackLayers> per_buildpack;
     for (const auto& bp : metadata.buildpacks) {
+        if (auto valid = validate_id(bp.id); !valid) {
+            return base::invalid_argument("{}: {}", tree.display(metadata_file),
+                                          valid.error().message());
+        }
         std::string esc = escape_id(bp.id);
-        TRY(validate_id(bp.id));
         if (TRY(internal::entry_type(tree, esc)) != EntryType::Directory) {
             continue;
         }

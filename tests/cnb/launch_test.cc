@@ -160,6 +160,16 @@ TEST_F(CnbLaunch, UnsupportedBuildpackApiInMetadataIsAnError) {
     EXPECT_NE(plan.error().message().find("/layers/config/metadata.toml"), std::string::npos);
 }
 
+TEST_F(CnbLaunch, AnUnusableBuildpackIdInMetadataNamesTheFile) {
+    m_metadata.buildpacks[1].id = "../x";
+    auto plan = launch();
+    ASSERT_FALSE(plan);
+    EXPECT_EQ(plan.error().kind(), base::ErrorKind::InvalidArgument);
+    EXPECT_NE(plan.error().message().find("/layers/config/metadata.toml: buildpack id `../x`"),
+              std::string::npos)
+        << plan.error().message();
+}
+
 // §4.4 step 4: base env cleaned; per buildpack the root dirs of ALL its
 // layers first, then env/, env.launch/, env.launch/<type>/ per layer;
 // override files clobber user-set values.
