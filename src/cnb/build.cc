@@ -415,10 +415,18 @@ base::Result<BuildResult> run_build(const BuildRequest& request, const Buildpack
 
     // <layers>/config/metadata.toml, through the confined dir: a buildpack
     // may have planted `config` as a symlink.
-    TRY(base::mkdir_all_in_root(ctx.layers_fd, "config", 0755));
-    auto config = TRY(base::open_in_root(ctx.layers_fd, "config", O_RDONLY | O_DIRECTORY));
-    TRY(base::atomic_write_file_at(config.get(), "metadata.toml",
-                                   render_metadata_toml(result.metadata, platform_api), 0644));
+    auto written = [&]() -> base::Result<void> {
+        TRY(base::mkdir_all_in_root(ctx.layers_fd, "config", 0755));
+        auto config = TRY(base::open_in_root(ctx.layers_fd, "config", O_RDONLY | O_DIRECTORY));
+        return base::atomic_write_file_at(config.get(), "metadata.toml",
+                                          render_metadata_toml(result.metadata, platform_api),
+                                          0644);
+    }();
+    if (!written) {
+        return std::move(written.error())
+            .context(fmt::format("writing `{}` (a buildpack may have planted `config`)",
+                                 join(request.layers_path, "config/metadata.toml")));
+    }
     return result;
 }
 

@@ -392,7 +392,9 @@ TEST_F(CnbBuild, PlantedSymlinksNeverReachOutsideTheLayersDir) {
         << result.error().message();
     EXPECT_TRUE(fs::is_empty(outside));
 
-    // Without the env link, metadata.toml lands inside the layers dir.
+    // Without the env link, the dangling `config` (its target resolves to
+    // <layers>/<outside>, missing) fails the build naming the file; nothing
+    // is written outside.
     m_invocations.clear();
     fs::remove_all(layers("a"));
     fs::remove(layers("config"));
@@ -401,9 +403,24 @@ TEST_F(CnbBuild, PlantedSymlinksNeverReachOutsideTheLayersDir) {
         return 0;
     };
     result = build();
-    if (result) {
-        EXPECT_TRUE(fs::exists(m_dir / ("layers" + outside + "/metadata.toml")));
-    }
+    ASSERT_FALSE(result);
+    EXPECT_NE(result.error().message().find("writing `/layers/config/metadata.toml`"),
+              std::string::npos)
+        << result.error().message();
+    EXPECT_TRUE(fs::is_empty(outside));
+    EXPECT_FALSE(fs::exists(m_dir / ("layers" + outside + "/metadata.toml")));
+
+    // A `config` link to a directory inside the layers dir is followed there.
+    m_invocations.clear();
+    fs::remove(layers("config"));
+    fs::create_directories(layers("elsewhere"));
+    m_buildpacks["a@1"] = [&](const BuildpackInvocation&) {
+        fs::create_symlink("/elsewhere", layers("config"));
+        return 0;
+    };
+    result = build();
+    ASSERT_TRUE(result) << result.error().to_string();
+    EXPECT_TRUE(fs::exists(layers("elsewhere/metadata.toml")));
     EXPECT_TRUE(fs::is_empty(outside));
 }
 
