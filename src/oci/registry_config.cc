@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "base/sys.h"
+#include "base/toml_guard.h"
 
 namespace locald::oci {
 
@@ -128,6 +129,12 @@ base::Result<RegistryConfig> RegistryConfig::parse(std::string_view text,
     RegistryConfig config;
     config.m_certs_dir = config_dir + "/certs.d";
     toml::table root;
+    if (size_t line = base::toml_line_nested_too_deep(text); line != 0) {
+        return base::invalid_argument(
+            "{}:{}: more than {} `.` outside strings on one line (keys nested that deep are "
+            "refused)",
+            source, line, base::kTomlMaxDotsPerLine);
+    }
     try {
         root = toml::parse(text, source);
     } catch (const toml::parse_error& error) {

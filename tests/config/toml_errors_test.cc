@@ -33,6 +33,26 @@ TEST_P(TomlErrors, NameFileLineColumnAndExpectation) {
         << message << "\nexpected to contain: " << test.message;
 }
 
+// toml++ recurses once per dotted-key component with no limit: a key of
+// 100,000 components overflowed the stack and killed the daemon loading it.
+TEST(TomlDepth, ADottedKeyNestedTooDeepIsAnErrorNotACrash) {
+    TestProject dir;
+    std::string key = "a";
+    for (int i = 0; i < 100000; ++i) {
+        key += ".b";
+    }
+    dir.write("locald.toml", "[service.web]\ncommand = \"run\"\n" + key + " = 1\n");
+    auto loaded = load_project(dir.dir(), {});
+    ASSERT_FALSE(loaded.has_value());
+    EXPECT_EQ(loaded.error().kind(), base::ErrorKind::InvalidArgument);
+    EXPECT_EQ(
+        loaded.error().message().rfind(dir.path("locald.toml") + ":3: invalid TOML: more "
+                                                                 "than 1024 `.` outside strings",
+                                       0),
+        0u)
+        << loaded.error().message();
+}
+
 const char kWeb[] = "[service.web]\ncommand = \"run\"\n";
 
 INSTANTIATE_TEST_SUITE_P(

@@ -317,6 +317,17 @@ TEST(RegistryConfigTest, WildcardOfflineAndErrors) {
     EXPECT_FALSE(RegistryConfig::parse("this is = = not toml", "/x"));
 }
 
+TEST(RegistryConfigTest, ATableHeaderNestedTooDeepIsAnErrorNotACrash) {
+    std::string header = "[registry";
+    for (int i = 0; i < 100000; ++i) {
+        header += ".x";
+    }
+    auto config = RegistryConfig::parse("offline = false\n" + header + "]\n", "/x", "reg.toml");
+    ASSERT_FALSE(config);
+    EXPECT_EQ(config.error().message().rfind("reg.toml:2: more than 1024 `.`", 0), 0u)
+        << config.error().message();
+}
+
 TEST(RegistryConfigTest, CertsDirectory) {
     auto dir = base::TempDir::create("oci-certs-test").release_value();
     ASSERT_TRUE(base::mkdir_p(dir.path() + "/certs.d/r.example:5000", 0700));

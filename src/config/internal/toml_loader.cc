@@ -8,6 +8,7 @@
 #include <regex>
 #include <set>
 
+#include "base/toml_guard.h"
 #include "config/internal/files.h"
 #include "config/values.h"
 
@@ -93,6 +94,12 @@ public:
 
     base::Result<TomlProject> run(std::string_view text) {
         toml::table root;
+        if (size_t line = base::toml_line_nested_too_deep(text); line != 0) {
+            return base::invalid_argument(
+                "{}:{}: invalid TOML: more than {} `.` outside strings on one line (keys nested "
+                "that deep are refused)",
+                m_file, line, base::kTomlMaxDotsPerLine);
+        }
         try {
             root = toml::parse(text, m_file);
         } catch (const toml::parse_error& error) {
