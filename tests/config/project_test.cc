@@ -3,6 +3,7 @@
 #include <signal.h>
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "config/spec.h"
 #include "test_project.h"
@@ -437,6 +438,20 @@ TEST(Project, DependencyOnProcfileServiceIsKnown) {
     auto order = start_order(loaded.value());
     EXPECT_EQ(order[0]->name, "web");
     EXPECT_EQ(order[1]->name, "api");
+}
+
+TEST(Project, AnEnvFileThatIsAFifoIsRefusedNotWaitedOn) {
+    // Opening a FIFO for reading waits for a writer: the load must refuse it
+    // instead (before the fix this test hung until ctest's timeout).
+    testing::TestProject dir;
+    dir.write("locald.toml", "[service.web]\ncommand = \"run\"\nenv_file = \"pipe.env\"\n");
+    ASSERT_EQ(::mkfifo(dir.path("pipe.env").c_str(), 0600), 0);
+    auto loaded = load_project(dir.dir(), {});
+    ASSERT_FALSE(loaded.has_value());
+    EXPECT_NE(loaded.error().message().find(dir.path("pipe.env")), std::string::npos)
+        << loaded.error().message();
+    EXPECT_NE(loaded.error().message().find("not a regular file"), std::string::npos)
+        << loaded.error().message();
 }
 
 }  // namespace

@@ -11,7 +11,9 @@
 namespace locald::config::internal {
 
 base::Result<std::string> read_text_file(const std::string& path, size_t max_bytes) {
-    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY);
+    // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a
+    // writer before the regular-file check below could refuse it.
+    int raw = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
     if (raw < 0) {
         return base::errno_error("opening `{}`", path);
     }
