@@ -7,6 +7,11 @@
 //   {"event":"progress","phase":"detect","message":"…"}
 //   {"event":"warning","message":"…"}
 //   {"event":"result","dump_dir":"…","reused":true,"group":[…],"builder_digest":"…"}
+// With --container (build mode "container") the result also holds
+//   "container":{"rootfs":"…","user":"UID:GID","layers":"…","app":"…",
+//                "argv":[…],"cwd":"…","env":["K=V",…]}
+// — the process as the CNB launcher would exec it inside the builder's
+// rootfs with the dump at /layers and /workspace (cnb::container_launch).
 //   {"event":"error","kind":"…","message":"…"}   last line on failure
 #include <fcntl.h>
 #include <sys/wait.h>
@@ -53,9 +58,12 @@ const char kProvisionHelp[] =
 const char kProvisionInternalHelp[] =
     "usage: locald __provision --project NAME --service NAME --app-dir DIR --builder REF\n"
     "                          [--buildpack ID[@VERSION]]… [--env K=V]… [--offline]\n"
+    "                          [--container [--process TYPE] [-- COMMAND…]]\n"
     "\n"
     "Internal: provisions one build service (see `locald help provision`), printing\n"
-    "NDJSON progress and a final result on stdout. Used by the daemon.\n";
+    "NDJSON progress and a final result on stdout. Used by the daemon. With\n"
+    "--container the result also holds the process to run in the builder's rootfs\n"
+    "(argv, cwd, env with /layers and /workspace paths, user).\n";
 
 const char kRunProvisionedHelp[] =
     "usage: locald __run-provisioned --project NAME --service NAME --app-dir DIR\n"
@@ -196,6 +204,8 @@ int run_provision_internal(std::span<const std::string> args) {
         {"env", 0, true, true},
         {"offline"},
         {"force"},
+        {"container"},
+        {"process", 0, true},
     };
     auto parsed = parse_args(args, kInternalOptions);
     if (!parsed) {
@@ -244,11 +254,48 @@ int run_provision_internal(std::span<const std::string> args) {
     for (const auto& member : result->group) {
         group.push_back(member);
     }
-    emit(base::Json::object({{"event", "result"},
-                             {"dump_dir", result->dump_dir},
-                             {"reused", result->reused},
-                             {"builder_digest", result->builder_digest},
-                             {"group", std::move(group)}}));
+    base::Json event = base::Json::object({{"event", "result"},
+                                           {"dump_dir", result->dump_dir},
+                                           {"reused", result->reused},
+                                           {"builder_digest", result->builder_digest},
+                                           {"group", std::move(group)}});
+    if (parsed->has("container")) {
+        std::vector<std::string> user_args(parsed->rest().begin(), parsed->rest().end());
+        auto launch =
+            cnb::container_launch(*result, parsed->value("process").value_or(""), user_args);
+        if (!launch) {
+            return fail(base::Error(launch.error())
+                            .context(fmt::format("service {}: the process", request.service)));
+        }
+        if (!launch->exec_d.empty()) {
+            return fail(base::unsupported(
+                "service {}: the process needs exec.d programs ({}): build mode \"container\" "
+                "does not run them yet; use mode = \"host\"",
+                request.service, launch->exec_d.front()));
+        }
+        // The launcher searches args[0] in the env's PATH; a file the plan
+        // chose itself (a shell, a command relative to the app) goes first.
+        if (!launch->executable.empty()) {
+            launch->argv[0] = launch->executable;
+        }
+        base::Json argv = base::Json::array();
+        for (const auto& arg : launch->argv) {
+            argv.push_back(arg);
+        }
+        base::Json env = base::Json::array();
+        for (const auto& entry : cnb::env_to_list(launch->env)) {
+            env.push_back(entry);
+        }
+        event.set("container",
+                  base::Json::object({{"rootfs", result->builder_rootfs},
+                                      {"user", fmt::format("{}:{}", result->uid, result->gid)},
+                                      {"layers", result->layers_dir},
+                                      {"app", result->app_dir},
+                                      {"argv", std::move(argv)},
+                                      {"cwd", launch->working_dir},
+                                      {"env", std::move(env)}}));
+    }
+    emit(event);
     return kExitOk;
 }
 

@@ -564,11 +564,22 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
     result.dump_dir = dump_dir(request.data_dir, request.project, request.service);
     result.layers_dir = result.dump_dir + "/layers";
     result.app_dir = result.dump_dir + "/app";
+    // Without a subordinate range only the container's root exists: the
+    // build then runs as it (still not host root).
+    bool single = plan.user_namespace ? plan.mapping.single() : !plan.privileged;
+    result.builder_rootfs = builder.rootfs;
+    result.builder_env = config.env;
+    result.uid = single ? 0 : info.uid;
+    result.gid = single ? 0 : info.gid;
     if (!request.force) {
         auto previous = read_provisioned(request.data_dir, request.project, request.service);
         if (previous && previous->key == result.key) {
             progress(request, "reuse",
                      fmt::format("{} is provisioned and unchanged", request.service));
+            previous->builder_rootfs = result.builder_rootfs;
+            previous->builder_env = result.builder_env;
+            previous->uid = result.uid;
+            previous->gid = result.gid;
             return previous;
         }
     }
@@ -583,11 +594,8 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
     const std::string platform = build_dir + "/platform";
     const std::string cache = build_dir + "/cache";
     const std::string scratch = build_dir + "/scratch";
-    // Without a subordinate range only the container's root exists: the
-    // build then runs as it (still not host root).
-    bool single = plan.user_namespace ? plan.mapping.single() : !plan.privileged;
-    uint32_t uid = single ? 0 : info.uid;
-    uint32_t gid = single ? 0 : info.gid;
+    uint32_t uid = result.uid;
+    uint32_t gid = result.gid;
     if (single && request.warn) {
         request.warn(fmt::format(
             "no subordinate id range: the buildpacks run as the container's root instead of "
@@ -882,6 +890,20 @@ base::Result<LaunchPlan> dump_launch(const ProvisionResult& dump, const std::str
     launch.base_env = base_env;
     launch.host_mode = true;
     launch.host_app_dir = dump.app_dir;
+    return compute_launch(launch);
+}
+
+base::Result<LaunchPlan> container_launch(const ProvisionResult& dump,
+                                          const std::string& process_type,
+                                          const std::vector<std::string>& user_args) {
+    LaunchRequest launch;
+    launch.layers_dir = dump.layers_dir;
+    launch.layers = LayerSelection::LaunchLayersOnly;
+    launch.process_type = process_type;
+    launch.user_args = user_args;
+    launch.base_env = dump.builder_env;
+    launch.layers_path = "/layers";
+    launch.app_path = "/workspace";
     return compute_launch(launch);
 }
 

@@ -31,6 +31,7 @@
 // tail of its output. Depends on base, oci, layers, ns and the cnb phases.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <utility>
@@ -69,6 +70,14 @@ struct ProvisionResult {
     std::string dump_dir;            // <data>/provisioned/<project>/<service>
     std::string layers_dir;          // <dump>/layers
     std::string app_dir;             // <dump>/app
+    // The builder as the process's container (build mode "container"): its
+    // flattened rootfs, its config Env and the user the build ran as
+    // (CNB_USER_ID:CNB_GROUP_ID, or 0:0 without a subordinate id range).
+    // Filled by `provision` (also when reused), not by read_provisioned.
+    std::string builder_rootfs;
+    std::vector<std::string> builder_env;
+    uint32_t uid = 0;
+    uint32_t gid = 0;
 };
 
 base::Result<ProvisionResult> provision(const ProvisionRequest& request);
@@ -89,5 +98,14 @@ base::Result<ProvisionResult> read_provisioned(const std::string& data_dir,
 base::Result<LaunchPlan> dump_launch(const ProvisionResult& dump, const std::string& process_type,
                                      const std::vector<std::string>& user_args,
                                      const std::vector<std::string>& base_env);
+
+// The process of a dump in a container (build mode "container", spec notes
+// §7 "best": paths identical): compute_launch in container form over
+// `<dump>/layers` (launch layers only) as seen at /layers, the app at
+// /workspace, over the builder's config Env. The caller binds the dump there
+// and layers its service env on top.
+base::Result<LaunchPlan> container_launch(const ProvisionResult& dump,
+                                          const std::string& process_type,
+                                          const std::vector<std::string>& user_args);
 
 }  // namespace locald::cnb

@@ -281,6 +281,97 @@ base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
     return spec;
 }
 
+base::Result<ProvisionedContainer> provisioned_container_from_json(const base::Json& json) {
+    ProvisionedContainer out;
+    if (!json.is_object()) {
+        return base::invalid_argument("provision result: `container` is not an object");
+    }
+    auto text = [&](std::string_view key, bool path) -> base::Result<std::string> {
+        const base::Json* value = json.find(key);
+        if (value == nullptr || !value->is_string() || value->as_string().empty() ||
+            (path && value->as_string().front() != '/')) {
+            return base::invalid_argument("provision result: `container.{}` is not {}", key,
+                                          path ? "an absolute path" : "a non-empty string");
+        }
+        return value->as_string();
+    };
+    auto list = [&](std::string_view key) -> base::Result<std::vector<std::string>> {
+        const base::Json* value = json.find(key);
+        if (value == nullptr || !value->is_array()) {
+            return base::invalid_argument("provision result: `container.{}` is not a list", key);
+        }
+        std::vector<std::string> items;
+        for (const auto& item : value->as_array()) {
+            if (!item.is_string()) {
+                return base::invalid_argument("provision result: `container.{}` holds a non-string",
+                                              key);
+            }
+            items.push_back(item.as_string());
+        }
+        return items;
+    };
+    out.rootfs = TRY(text("rootfs", true));
+    out.user = TRY(text("user", false));
+    out.layers = TRY(text("layers", true));
+    out.app = TRY(text("app", true));
+    out.cwd = TRY(text("cwd", true));
+    out.argv = TRY(list("argv"));
+    out.env = TRY(list("env"));
+    if (out.argv.empty()) {
+        return base::invalid_argument("provision result: `container.argv` is empty");
+    }
+    return out;
+}
+
+base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& in,
+                                                     const ProvisionedContainer& container) {
+    const config::ServiceSpec& service = *in.service;
+    ns::ContainerSpec spec;
+    spec.name = service.name;
+    spec.hostname = service.name;
+    // The builder's rootfs is shared by every provision and container of
+    // that builder: read-only, with a private /tmp.
+    spec.rootfs.path = container.rootfs;
+    spec.read_only_rootfs = true;
+    spec.args = container.argv;
+    for (auto& var : container_env(service, container.env, in.env, in.notify_socket)) {
+        spec.env.push_back(var.key + "=" + var.value);
+    }
+    spec.cwd = container.cwd;
+    spec.user = container.user;
+    for (const auto& [source, destination] :
+         {std::pair{container.layers, "/layers"}, std::pair{container.app, "/workspace"}}) {
+        ns::Mount mount;
+        mount.kind = ns::MountKind::Bind;
+        mount.source = source;
+        mount.destination = destination;
+        mount.read_only = true;
+        struct stat st;
+        if (::stat(mount.source.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+            return base::failed_precondition("service `{}`: the provisioned dir `{}` is missing",
+                                             service.name, mount.source);
+        }
+        spec.mounts.push_back(std::move(mount));
+    }
+    ns::Mount tmp;
+    tmp.kind = ns::MountKind::Tmpfs;
+    tmp.destination = "/tmp";
+    tmp.options = {"mode=1777"};
+    spec.mounts.push_back(std::move(tmp));
+    spec.network = ns::NetworkMode::Host;
+    const auto& resources = service.container.resources;
+    if (resources.memory_bytes) {
+        spec.resources.memory_bytes = static_cast<int64_t>(*resources.memory_bytes);
+    }
+    spec.resources.cpus = resources.cpus;
+    spec.resources.pids = resources.pids;
+    spec.tty = true;
+    spec.state_dir = in.dirs.state;
+    spec.seccomp_cache_dir = in.run_dir.empty() ? std::string() : in.run_dir + "/seccomp";
+    spec.user_namespace = in.user_namespace;
+    return spec;
+}
+
 base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
                                         const ImageServiceDirs& dirs) {
     std::string parent = dirs.dir.substr(0, dirs.dir.rfind('/'));

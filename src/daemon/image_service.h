@@ -99,6 +99,28 @@ std::vector<ContainerEnvVar> container_env(const config::ServiceSpec& service,
 // an error naming it.
 base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& inputs);
 
+// build = {…} with mode "container": the process `locald __provision
+// --container` computed for a dump (its result's "container" object).
+struct ProvisionedContainer {
+    std::string rootfs;  // the builder's flattened rootfs (shared: never written)
+    std::string user;    // "UID:GID"
+    std::string layers;  // <dump>/layers → /layers
+    std::string app;     // <dump>/app → /workspace
+    std::vector<std::string> argv;
+    std::string cwd;
+    std::vector<std::string> env;  // the launch env, "K=V" (/layers paths)
+};
+// Strict about types; paths must be absolute.
+base::Result<ProvisionedContainer> provisioned_container_from_json(const base::Json& json);
+
+// The container of a build service (`inputs.prepared` unused): the builder
+// rootfs read-only with a tmpfs /tmp, the dump's layers and app bound
+// read-only at /layers and /workspace, the process's argv/cwd/user, env =
+// launch env < the service's env < injected (container_env's rule), network
+// "host", a tty, the held user namespace — as image services get.
+base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& inputs,
+                                                     const ProvisionedContainer& container);
+
 // Writes `spec` as JSON, 0600, atomically, creating the 0700 service dir.
 base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
                                         const ImageServiceDirs& dirs);

@@ -262,6 +262,11 @@ struct ServiceManager::Service {
     bool is_build_host() const {
         return spec.kind == config::ServiceKind::Build && spec.build && spec.runs_on_host();
     }
+    // build = {…} with mode "container" (the default): `__provision
+    // --container`, then the process in the builder's rootfs (spec.json).
+    bool is_build_container() const {
+        return spec.kind == config::ServiceKind::Build && spec.build && !spec.runs_on_host();
+    }
 };
 
 struct ServiceManager::Project {
@@ -583,12 +588,6 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
     options.parent_death_signal = SIGKILL;
     bool image = spec.kind == config::ServiceKind::Image;
     bool build = spec.kind == config::ServiceKind::Build && spec.build;
-    if (build && !spec.runs_on_host()) {
-        return base::unsupported(
-            "service `{}` has build mode = \"container\": it is not built (locald cannot run a "
-            "buildpack-built image in a container yet); mode = \"host\" (Dump Layer) works",
-            spec.name);
-    }
     if (!image && !build && (!spec.runs_on_host() || spec.command.empty())) {
         return base::unsupported(
             "service `{}` is a {} service; this daemon runs host commands only (the container "
@@ -616,6 +615,17 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
                 "notify socket is not reachable from network \"none\")",
                 spec.health_check->location.to_string(), spec.name);
         }
+    } else if (build && !spec.runs_on_host()) {
+        // Build mode "container": the daemon provisions (`__provision
+        // --container`) and writes the spec; the launcher runs it, as for
+        // image services. The build settings and the command go into the
+        // fingerprint, so a change re-provisions.
+        if (m_data_dir.empty()) {
+            return base::failed_precondition("service `{}`: no data dir for build services",
+                                             spec.name);
+        }
+        options.plan.argv =
+            launch_argv(image_service_dirs(m_data_dir, project.name, spec.name).spec);
     } else if (build) {
         // Dump Layer: `__run-provisioned` provisions when the dump is
         // missing or stale (its output goes to the service log), then execs
@@ -656,7 +666,9 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
     for (const auto& entry : env) {
         options.plan.env.push_back(entry.key + "=" + entry.value);
     }
-    options.plan.cwd = image || spec.workdir.empty() ? project.dir : spec.workdir;
+    options.plan.cwd = image || (build && !spec.runs_on_host()) || spec.workdir.empty()
+                           ? project.dir
+                           : spec.workdir;
     options.plan.stop_signal = spec.stop_signal.number;
     options.plan.stop_timeout = spec.stop_timeout;
 
@@ -976,6 +988,14 @@ base::Result<std::vector<ServiceKey>> ServiceManager::apply(const std::string& d
                 service->restart_after_down = true;
                 service->supervisor->stop();
             }
+        } else if (is_changed && service->is_build_container() && up) {
+            // The running container's spec is the old config's: provision
+            // and write it again once down (on_status).
+            service->desired_up = true;
+            service->failure.clear();
+            service->supervisor->logs().write_system("configuration changed: restarting");
+            service->restart_after_down = true;
+            service->supervisor->stop();
         } else if (up && is_changed) {
             service->desired_up = true;
             service->failure.clear();
@@ -1214,6 +1234,16 @@ bool ServiceManager::all_down() const {
 void ServiceManager::on_status(Project& project, Service& service) {
     if (service.is_image()) {
         on_image_status(project, service);  // before listeners see a transient "stopped"
+    } else if (service.is_build_container() && service.restart_after_down && service.supervisor &&
+               !service.provisioning) {
+        ServiceState state = service.supervisor->status().state;
+        if (state == ServiceState::Stopped || state == ServiceState::Exited ||
+            state == ServiceState::Failed) {
+            service.restart_after_down = false;
+            if (service.desired_up && !service.removing) {
+                request_start(project, service);  // provision and write the spec afresh
+            }
+        }
     }
     record_run(project, service);
     notify(project, service);
@@ -1342,7 +1372,7 @@ bool ServiceManager::try_start_gated(Project& project, Service& service) {
         start_image(project, service);
         return true;
     }
-    if (service.is_build_host()) {
+    if (service.is_build_host() || service.is_build_container()) {
         start_provision(project, service);
         return true;
     }
@@ -1565,13 +1595,31 @@ void ServiceManager::start_provision(Project& project, Service& service) {
     for (const auto& [key, value] : build.env) {
         argv.insert(argv.end(), {"--env", key + "=" + value});
     }
+    const bool container = service.is_build_container();
+    if (container) {
+        argv.push_back("--container");
+        if (!service.spec.process.empty()) {
+            argv.insert(argv.end(), {"--process", service.spec.process});
+        }
+        if (!service.spec.command.empty()) {
+            argv.push_back("--");
+            for (const auto& arg :
+                 service.spec.command.form == config::CommandLine::Form::Shell
+                     ? std::vector<std::string>{"/bin/sh", "-c", service.spec.command.shell}
+                     : service.spec.command.argv) {
+                argv.push_back(arg);
+            }
+        }
+    }
     Project* p = &project;
     Service* s = &service;
     std::weak_ptr<bool> alive = m_alive;
     // What the child said last: its result or its error.
     auto outcome = std::make_shared<std::optional<base::Result<void>>>();
+    // Mode "container": the process it computed.
+    auto process = std::make_shared<std::optional<base::Result<ProvisionedContainer>>>();
     auto last_text = std::make_shared<std::string>();
-    auto on_line = [this, alive, p, s, outcome, last_text](const std::string& line) {
+    auto on_line = [this, alive, p, s, outcome, last_text, process](const std::string& line) {
         if (alive.expired()) {
             return;
         }
@@ -1598,11 +1646,15 @@ void ServiceManager::start_provision(Project& project, Service& service) {
             }
         } else if (name == "result") {
             *outcome = base::ok();
+            if (const base::Json* container = json->find("container")) {
+                *process = provisioned_container_from_json(*container);
+            }
         } else if (name == "error") {
             *outcome = base::Result<void>(base::failed_precondition("{}", text("message")));
         }
     };
-    auto on_done = [this, alive, p, s, outcome, last_text](base::ExitStatus status) {
+    auto on_done = [this, alive, p, s, outcome, last_text, process,
+                    container](base::ExitStatus status) {
         if (alive.expired()) {
             return;
         }
@@ -1624,6 +1676,35 @@ void ServiceManager::start_provision(Project& project, Service& service) {
             fail_service(*p, *s, (*outcome)->error().message());
             schedule_pump();
             return;
+        }
+        if (container) {
+            auto written = [&]() -> base::Result<void> {
+                if (!process->has_value()) {
+                    return base::internal_error(
+                        "`locald __provision --container` gave no process to run");
+                }
+                ProvisionedContainer run = TRY(std::move(**process));
+                auto injected = config::injected_env(p->spec, s->spec, port_map(*p), "");
+                ContainerInputs inputs;
+                inputs.project = &p->spec;
+                inputs.service = &s->spec;
+                inputs.env = config::service_env(p->spec, s->spec, p->env, injected);
+                inputs.notify_socket = s->supervisor->notify_socket();
+                inputs.dirs = image_service_dirs(m_data_dir, p->name, s->spec.name);
+                inputs.data_dir = m_data_dir;
+                inputs.run_dir = m_run_dir;
+                inputs.user_namespace = user_namespace_for(*s);
+                ns::ContainerSpec spec = TRY(build_container_spec(inputs, run));
+                TRY(write_container_spec(spec, inputs.dirs));
+                s->supervisor->logs().write_system(
+                    fmt::format("provisioned; starting the container (rootfs {})", run.rootfs));
+                return base::ok();
+            }();
+            if (!written) {
+                fail_service(*p, *s, written.error().to_string());
+                schedule_pump();
+                return;
+            }
         }
         s->supervisor->start();  // __run-provisioned finds the dump current
     };

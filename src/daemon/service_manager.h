@@ -188,8 +188,10 @@ private:
     // Image services (daemon/image_service.h): prepare in a child, then
     // launch; remove the writable layer once down for good.
     void start_image(Project& project, Service& service);
-    // build = {mode = "host"}: `locald __provision` first (progress to the
-    // service's status and log), then the supervisor.
+    // build = {…}: `locald __provision` first (progress to the service's
+    // status and log), then the supervisor; mode "container" (the default)
+    // adds `--container` and writes the container's spec.json from its
+    // result (build_container_spec) before the launcher runs it.
     void start_provision(Project& project, Service& service);
     void cleanup_image(Project& project, Service& service);
     void cancel_image(Project& project, Service& service);

@@ -194,6 +194,25 @@ TEST_F(RootlessCnbProvision, BuildsDumpsReusesAndRunsOnTheHost) {
     ASSERT_TRUE(again) << again.error().to_string();
     EXPECT_TRUE(again->reused);
     EXPECT_EQ(again->key, result->key);
+    // The builder as the container of mode "container", also when reused.
+    for (const auto* r : {&*result, &*again}) {
+        EXPECT_TRUE(fs::exists(r->builder_rootfs + "/bin/busybox")) << r->builder_rootfs;
+        EXPECT_EQ(r->builder_env,
+                  (std::vector<std::string>{"PATH=/bin", "CNB_USER_ID=1002", "CNB_GROUP_ID=1003"}));
+        EXPECT_EQ(r->uid, result->uid);
+        EXPECT_EQ(r->gid, result->gid);
+    }
+    // Its process in container form: /layers and /workspace paths, over the
+    // builder's Env, argv[0] left for the container's PATH.
+    auto boxed = container_launch(*again, "", {});
+    ASSERT_TRUE(boxed) << boxed.error().to_string();
+    EXPECT_EQ(boxed->process_type, "cli");
+    EXPECT_EQ(boxed->executable, "");
+    EXPECT_EQ(boxed->argv.front(), "runme");
+    EXPECT_EQ(boxed->working_dir, "/workspace");
+    EXPECT_EQ(boxed->env["RUN_HOME"], "/layers/t_run/run");
+    EXPECT_EQ(boxed->env["PATH"], "/layers/t_run/run/bin:/bin");
+    EXPECT_EQ(boxed->env["CNB_USER_ID"], "1002");
 
     auto changed_request = Request();
     changed_request.env = {{"BP_MODE", "two"}};

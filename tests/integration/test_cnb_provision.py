@@ -4,7 +4,9 @@ by oci_build (busybox + /cnb/order.toml + a shell buildpack, cnb_util.py) is
 rootless launcher and dumps the launch layer and the app under
 <data>/provisioned; a second run reuses it offline; a failing detect names the
 phase, the buildpack and its output; `locald up` runs the `web` process on the
-host with the layer env rewritten to the dump."""
+host with the layer env rewritten to the dump (mode "host"), or — the default
+mode "container" — in a rootless container of the builder's rootfs with the
+dump bound at /layers and /workspace."""
 import json
 import os
 import pathlib
@@ -124,9 +126,6 @@ FROM_PROJECT = "project"
 [service.web]
 build = {{ builder = "{ref}", env = {{ BP_GREETING = "hello-build-env" }}, mode = "host" }}
 port = {port}
-
-[service.boxed]
-build = {{ builder = "{ref}" }}
 """
 
 
@@ -142,11 +141,7 @@ def test_up_runs_the_dump_on_the_host(scratch):
     # Not provisioned yet: `up` provisions through the service's run.
     r = project.run("up", timeout=180)
     out = r.stdout + r.stderr
-    # boxed (mode "container") fails, saying why and what works.
-    assert r.returncode == 1, out + project.daemon_log()
-    assert 'has build mode = "container": it is not built' in out, out
-    assert 'mode = "host" (Dump Layer) works' in out, out
-    assert project.status()["boxed"]["state"] == "failed"
+    assert r.returncode == 0, out + project.daemon_log()
     web = project.status()["web"]
     assert web["state"] == "ready", out
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hello.txt", timeout=10).read()
@@ -217,3 +212,132 @@ def test_up_with_a_failing_detect_fails_the_service_with_the_reason(scratch):
     assert not dump_of(scratch).exists()
     r = project.run("down", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+CONTAINER_TOML = """
+[project]
+name = "cnbproj"
+
+[env]
+FROM_PROJECT = "project"
+
+[service.web]
+build = {{ builder = "{ref}", env = {{ BP_GREETING = "hello-build-env" }} }}
+port = {port}
+"""
+
+
+def processes_of(pid):
+    return [a for p, _, _, argv in processes() if p == pid for a in argv]
+
+
+def children_of(pid):
+    return [p for p, ppid, _, _ in processes() if ppid == pid]
+
+
+def container_process(launcher):
+    """The container's payload (the layer's serve script exec'd into httpd):
+    the launcher's descendant in another mount namespace."""
+    try:
+        own = os.readlink(f"/proc/{launcher}/ns/mnt")
+    except OSError:
+        return None
+    queue = children_of(launcher)
+    while queue:
+        pid = queue.pop(0)
+        try:
+            comm = pathlib.Path(f"/proc/{pid}/comm").read_text().strip()
+            if os.readlink(f"/proc/{pid}/ns/mnt") != own and comm in ("httpd", "busybox"):
+                return pid
+        except OSError:
+            continue
+        queue += children_of(pid)
+    return None
+
+
+def gone(pid):
+    return (not pathlib.Path(f"/proc/{pid}").exists() or
+            pathlib.Path(f"/proc/{pid}/stat").read_text().split()[2] in ("Z", "X"))
+
+
+def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
+    port = free_port()
+    project = make_project(scratch)
+    project.write_toml(CONTAINER_TOML.format(ref="registry.test/builder:1", port=port))
+    r = project.run("up", timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 0, out + project.daemon_log()
+    web = project.status()["web"]
+    assert web["state"] == "ready", out
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/hello.txt", timeout=10).read()
+    assert body == b"hello from the app\n"
+    body = urllib.request.urlopen(f"http://127.0.0.1:{port}/built.txt", timeout=10).read()
+    assert body == b"hello-build-env"
+
+    # The supervised pid is the launcher; the process is its child in a user
+    # namespace other than the daemon's, rooted in the builder's rootfs.
+    launcher = web["pid"]
+    holder = wait_until(lambda: container_process(launcher), 30, 0.05, "the container process")
+    [daemon] = [ppid for p, ppid, _, _ in processes() if p == launcher]
+    assert "daemon" in " ".join(list(processes_of(daemon))), daemon
+    daemon_ns = os.readlink(f"/proc/{daemon}/ns/user")
+    assert os.readlink(f"/proc/{holder}/ns/user") != daemon_ns
+    root = pathlib.Path(f"/proc/{holder}/root")
+    builders = scratch.home / "data" / "builds" / "builders"
+    [builder_rootfs] = [d / "rootfs" for d in builders.iterdir() if (d / "rootfs").is_dir()]
+    assert (root / "cnb" / "order.toml").read_text() == \
+        (builder_rootfs / "cnb" / "order.toml").read_text()
+    assert os.readlink(f"/proc/{holder}/cwd") == "/workspace"
+    assert (root / "layers" / "examples_hello" / "web" / "bin" / "serve").is_file()
+    assert (root / "workspace" / "hello.txt").read_text() == "hello from the app\n"
+    # As the builder's CNB user (1002:1003 inside: a subordinate id outside).
+    uid = int(subprocess.run(["id", "-u", scratch.user], capture_output=True, text=True,
+                             check=True).stdout)
+    status = pathlib.Path(f"/proc/{holder}/status").read_text()
+    host_uid = int(next(line for line in status.splitlines()
+                        if line.startswith("Uid:")).split()[1])
+    assert host_uid != uid and host_uid != 0, status
+    uid_map = pathlib.Path(f"/proc/{holder}/uid_map").read_text().split()
+    mapped = [(int(a), int(b), int(c)) for a, b, c in zip(*[iter(uid_map)] * 3)]
+    assert any(a <= 1002 < a + c and b + 1002 - a == host_uid for a, b, c in mapped), (
+        mapped, host_uid)
+    # The launch env in its container form: /layers paths, not the dump's.
+    env = proc_env(holder)
+    layer = "/layers/examples_hello/web"
+    assert env["WEB_HOME"] == layer
+    assert env["PATH"].split(":")[0] == layer + "/bin"
+    assert env["GREETING"] == "hi"
+    assert env["PORT"] == str(port)
+    assert env["FROM_PROJECT"] == "project"
+    assert "CNB_PLATFORM_API" not in env
+    assert str(dump_of(scratch)) not in "\n".join(env.values())
+    logs = project.run("logs", "--no-color", "web").stdout
+    assert "provisioning: build: building in /workspace as 1002:1003" in logs, logs
+    assert f"serving hello from the app on {port}" in logs, logs
+    # The rootfs is read-only: nothing the container does lands in the builder.
+    assert not (builder_rootfs / "workspace" / "served-env").exists()
+    assert not (builder_rootfs / "layers" / "examples_hello").exists()
+
+    r = project.run("stop", "web", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert project.status()["web"]["state"] == "stopped"
+    wait_until(lambda: gone(holder) and gone(launcher), 30, 0.05, "the container gone")
+    # Started again: the dump is reused, the container runs again.
+    r = project.run("start", "web", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: project.status()["web"]["state"] == "ready", 60, 0.2, "web ready again")
+    logs = project.run("logs", "--no-color", "web").stdout
+    assert logs.count("provisioning: build: running") == 1, logs  # built once
+    assert logs.count("provisioning: reuse:") == 1, logs
+    second = project.status()["web"]["pid"]
+    inner = wait_until(lambda: container_process(second), 30, 0.05, "the second container")
+    r = project.run("down", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    wait_until(lambda: gone(second) and gone(inner), 30, 0.05, "the second container gone")
+    # Nothing of the service is left: no provision, no launcher (the daemon's
+    # user-namespace holder, --hold-userns, lives as long as the daemon).
+    leftover = [(p, argv) for p, _, _, argv in processes()
+                if argv and "--hold-userns" not in argv and
+                any("__provision" in a or "__launch" in a or "locald-launch" in a
+                    for a in argv)]
+    assert leftover == []
