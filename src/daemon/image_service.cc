@@ -358,7 +358,8 @@ base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& in,
     tmp.destination = "/tmp";
     tmp.options = {"mode=1777"};
     spec.mounts.push_back(std::move(tmp));
-    spec.network = ns::NetworkMode::Host;
+    spec.network = service.container.network == config::NetworkMode::None ? ns::NetworkMode::None
+                                                                          : ns::NetworkMode::Host;
     const auto& resources = service.container.resources;
     if (resources.memory_bytes) {
         spec.resources.memory_bytes = static_cast<int64_t>(*resources.memory_bytes);

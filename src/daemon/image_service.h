@@ -116,8 +116,9 @@ base::Result<ProvisionedContainer> provisioned_container_from_json(const base::J
 // The container of a build service (`inputs.prepared` unused): the builder
 // rootfs read-only with a tmpfs /tmp, the dump's layers and app bound
 // read-only at /layers and /workspace, the process's argv/cwd/user, env =
-// launch env < the service's env < injected (container_env's rule), network
-// "host", a tty, the held user namespace — as image services get.
+// launch env < the service's env < injected (container_env's rule), the
+// service's network ("host" by default), a tty, `resources`, the held user
+// namespace — as image services get.
 base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& inputs,
                                                      const ProvisionedContainer& container);
 
