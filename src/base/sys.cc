@@ -13,6 +13,34 @@
 
 namespace locald::base {
 
+Result<std::vector<std::string>> list_dir_names(int dirfd, const std::string& display) {
+    int listing_fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (listing_fd < 0) {
+        return errno_error("listing `{}`", display);
+    }
+    DIR* dir = ::fdopendir(listing_fd);
+    if (dir == nullptr) {
+        Error error = errno_error("listing `{}`", display);
+        ::close(listing_fd);
+        return error;
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (struct dirent* entry = ::readdir(dir)) {
+        std::string_view name = entry->d_name;
+        if (name != "." && name != "..") {
+            names.emplace_back(name);
+        }
+        errno = 0;
+    }
+    int read_errno = errno;
+    ::closedir(dir);
+    if (read_errno != 0) {
+        return Error::from_errno(read_errno, fmt::format("listing `{}`", display));
+    }
+    return names;
+}
+
 namespace {
 
 // A directory's parent path for mkdir_p ("" when there is none).
@@ -70,30 +98,7 @@ Result<void> remove_entry(int parent_fd, const std::string& name, const std::str
 Result<void> remove_dir_contents(int dirfd, const std::string& display) {
     // Collect names first: unlinking while iterating a DIR stream may skip
     // entries on some filesystems.
-    int listing_fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (listing_fd < 0) {
-        return errno_error("listing `{}`", display);
-    }
-    DIR* dir = ::fdopendir(listing_fd);
-    if (dir == nullptr) {
-        Error error = errno_error("listing `{}`", display);
-        ::close(listing_fd);
-        return error;
-    }
-    std::vector<std::string> names;
-    errno = 0;
-    while (struct dirent* entry = ::readdir(dir)) {
-        std::string_view name = entry->d_name;
-        if (name != "." && name != "..") {
-            names.emplace_back(name);
-        }
-        errno = 0;
-    }
-    int read_errno = errno;
-    ::closedir(dir);
-    if (read_errno != 0) {
-        return Error::from_errno(read_errno, fmt::format("listing `{}`", display));
-    }
+    std::vector<std::string> names = TRY(list_dir_names(dirfd, display));
     for (const std::string& name : names) {
         TRY(remove_entry(dirfd, name, display + "/" + name));
     }

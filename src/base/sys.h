@@ -15,6 +15,7 @@
 #include <cstddef>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "base/error.h"
 #include "base/unique_fd.h"
@@ -26,6 +27,11 @@ Result<UniqueFd> open_file(const std::string& path, int flags, mode_t mode = 0);
 
 // openat(2) with O_CLOEXEC added; `dirfd` may be AT_FDCWD.
 Result<UniqueFd> open_at(int dirfd, const std::string& path, int flags, mode_t mode = 0);
+
+// The names in the directory `dirfd` ("." and ".." left out, in readdir
+// order); `dirfd` stays open and its position is untouched. `display` names
+// it in errors.
+Result<std::vector<std::string>> list_dir_names(int dirfd, const std::string& display);
 
 // Reads all of `fd` from its current offset to EOF. More than `max_bytes` is
 // an InvalidArgument error ("exceeds the N-byte limit"), never a silent cut.

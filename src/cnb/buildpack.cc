@@ -10,6 +10,7 @@
 
 #include "base/confined.h"
 #include "base/json.h"
+#include "base/sys.h"
 #include "cnb/internal/toml_util.h"
 
 namespace locald::cnb {
@@ -554,26 +555,9 @@ base::Result<std::string> read_file_in_root(int rootfs_fd, std::string_view path
         return base::invalid_argument("`{}` in the builder is larger than {} bytes", path,
                                       max_bytes);
     }
-    std::string out;
-    char buffer[16384];
-    while (true) {
-        ssize_t n = ::read(fd->get(), buffer, sizeof buffer);
-        if (n < 0) {
-            if (errno == EINTR) {
-                continue;
-            }
-            return base::errno_error("reading `{}`", path);
-        }
-        if (n == 0) {
-            break;
-        }
-        out.append(buffer, static_cast<size_t>(n));
-        if (out.size() > max_bytes) {
-            return base::invalid_argument("`{}` in the builder is larger than {} bytes", path,
-                                          max_bytes);
-        }
-    }
-    return out;
+    // Regular: a read never waits (the open was non-blocking against FIFOs).
+    return base::read_all(fd->get(), max_bytes)
+        .context(fmt::format("reading `{}` in the builder", path));
 }
 
 base::Result<BuildpackDescriptor> load_buildpack(int rootfs_fd, std::string_view id,

@@ -9,6 +9,7 @@
 #include <cerrno>
 
 #include "base/confined.h"
+#include "base/sys.h"
 
 namespace locald::cnb::internal {
 
@@ -63,27 +64,7 @@ base::Result<std::optional<std::vector<DirEntry>>> list_dir(const Tree& tree,
         return std::move(fd.error())
             .context(fmt::format("opening the directory `{}`", tree.display(path)));
     }
-    // fdopendir takes ownership of the fd it is given.
-    DIR* dir = ::fdopendir(fd->get());
-    if (dir == nullptr) {
-        return base::errno_error("reading the directory `{}`", tree.display(path));
-    }
-    (void)fd->release();
-    std::vector<std::string> names;
-    errno = 0;
-    while (struct dirent* entry = ::readdir(dir)) {
-        std::string_view name = entry->d_name;
-        if (name != "." && name != "..") {
-            names.emplace_back(name);
-        }
-        errno = 0;
-    }
-    int err = errno;
-    ::closedir(dir);
-    if (err != 0) {
-        return base::Error::from_errno(
-            err, fmt::format("reading the directory `{}`", tree.display(path)));
-    }
+    std::vector<std::string> names = TRY(base::list_dir_names(fd->get(), tree.display(path)));
     std::sort(names.begin(), names.end());
     std::vector<DirEntry> entries;
     entries.reserve(names.size());
