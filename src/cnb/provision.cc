@@ -459,6 +459,61 @@ base::Result<Builder> ensure_builder(const ProvisionRequest& request) {
     return builder;
 }
 
+// The launcher creates a missing file mount target (/etc/hosts,
+// /etc/resolv.conf, /etc/hostname) in the rootfs with O_EXCL: two provisions
+// of one builder starting at once (two build services, `up`) raced there —
+// the loser failed with "creating the mount target `/etc/hosts`: File
+// exists". They are created here, once, under a lock per builder, before any
+// phase runs (as the container's root: the rootfs's /etc belongs to it;
+// confined to the rootfs — the builder is attacker-controlled).
+base::Result<void> prepare_mount_targets(const layers::OwnershipPlan& plan,
+                                         const std::string& rootfs) {
+    static const char* const kFiles[] = {"/etc/hosts", "/etc/resolv.conf", "/etc/hostname"};
+    auto present = [&]() -> base::Result<bool> {
+        auto root = TRY(open_dir(rootfs));
+        for (const char* file : kFiles) {
+            auto found = base::open_in_root(root.get(), file, O_PATH);
+            if (!found) {
+                if (found.error().errno_value() == ENOENT) {
+                    return false;
+                }
+                return base::Error(found.error())
+                    .context(fmt::format("builder rootfs `{}`", rootfs));
+            }
+        }
+        return true;
+    };
+    if (TRY(present())) {
+        return base::ok();
+    }
+    const std::string lock_path = rootfs + ".targets.lock";
+    base::UniqueFd lock(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+    if (!lock) {
+        return base::errno_error("opening `{}`", lock_path);
+    }
+    while (::flock(lock.get(), LOCK_EX) != 0) {
+        if (errno != EINTR) {
+            return base::errno_error("locking `{}`", lock_path);
+        }
+    }
+    if (TRY(present())) {
+        return base::ok();  // another provision made them meanwhile
+    }
+    return layers::run_as_container_root(plan, [&]() -> base::Result<void> {
+        auto root = TRY(open_dir(rootfs));
+        TRY(base::mkdir_all_in_root(root.get(), "/etc", 0755));
+        for (const char* file : kFiles) {
+            auto parent = TRY(base::open_parent_in_root(root.get(), file, O_RDONLY | O_DIRECTORY));
+            base::UniqueFd created(::openat(parent.dir.get(), parent.leaf.c_str(),
+                                            O_CREAT | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644));
+            if (!created) {
+                return base::errno_error("creating `{}` in the builder rootfs `{}`", file, rootfs);
+            }
+        }
+        return base::ok();
+    });
+}
+
 }  // namespace
 
 std::string dump_dir(const std::string& data_dir, const std::string& project,
@@ -539,6 +594,7 @@ base::Result<ProvisionResult> provision(const ProvisionRequest& request) {
     }
     auto plan = TRY(layers::plan_ownership(layers::RootlessMode::Auto));
     Builder builder = TRY(ensure_builder(request));
+    TRY(prepare_mount_targets(plan, builder.rootfs));
     const auto& config = builder.image.config.config;
     auto info = TRY(
         parse_builder_config(config.labels, config.env)

@@ -219,11 +219,17 @@ CONTAINER_TOML = """
 name = "cnbproj"
 
 [env]
-FROM_PROJECT = "project"
+FROM_PROJECT = "{from_project}"
 
 [service.web]
 build = {{ builder = "{ref}", env = {{ BP_GREETING = "hello-build-env" }} }}
 port = {port}
+
+[service.probe]
+build = {{ builder = "{ref}" }}
+port = false
+health_check = {{ log = "tmp-write=ok" }}
+command = "touch /probe; echo root-write=$?; touch /workspace/probe; echo app-write=$?; touch /tmp/probe && echo tmp-write=ok; exec sleep 600"
 """
 
 
@@ -263,7 +269,8 @@ def gone(pid):
 def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     port = free_port()
     project = make_project(scratch)
-    project.write_toml(CONTAINER_TOML.format(ref="registry.test/builder:1", port=port))
+    project.write_toml(CONTAINER_TOML.format(ref="registry.test/builder:1", port=port,
+                                             from_project="project"))
     r = project.run("up", timeout=180)
     out = r.stdout + r.stderr
     assert r.returncode == 0, out + project.daemon_log()
@@ -314,9 +321,29 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     logs = project.run("logs", "--no-color", "web").stdout
     assert "provisioning: build: building in /workspace as 1002:1003" in logs, logs
     assert f"serving hello from the app on {port}" in logs, logs
-    # The rootfs is read-only: nothing the container does lands in the builder.
+    # The rootfs is read-only: nothing the container does lands in the builder
+    # (nor in the dump); /tmp is its own. `command` replaces the process.
+    probe_logs = wait_until(
+        lambda: (lambda t: "tmp-write=ok" in t and t)(
+            project.run("logs", "--no-color", "probe").stdout), 30, 0.2, "the probe's output")
+    assert "root-write=1" in probe_logs and "app-write=1" in probe_logs, probe_logs
+    assert not (builder_rootfs / "probe").exists()
     assert not (builder_rootfs / "workspace" / "served-env").exists()
     assert not (builder_rootfs / "layers" / "examples_hello").exists()
+    assert not (dump_of(scratch) / "app" / "served-env").exists()
+
+    # A config change while up: stopped, provisioned (rebuilt: locald.toml is
+    # an app file too) and started again with a new spec.
+    project.write_toml(CONTAINER_TOML.format(ref="registry.test/builder:1", port=port,
+                                             from_project="changed"))
+    r = project.run("up", timeout=180)
+    assert r.returncode == 0, r.stdout + r.stderr + project.daemon_log()
+    wait_until(lambda: project.status()["web"]["state"] == "ready", 60, 0.2, "web ready")
+    changed = wait_until(lambda: container_process(project.status()["web"]["pid"]), 30, 0.05,
+                         "the changed container")
+    assert changed != holder and gone(holder)
+    assert proc_env(changed)["FROM_PROJECT"] == "changed"
+    holder, launcher = changed, project.status()["web"]["pid"]
 
     r = project.run("stop", "web", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -327,7 +354,8 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: project.status()["web"]["state"] == "ready", 60, 0.2, "web ready again")
     logs = project.run("logs", "--no-color", "web").stdout
-    assert logs.count("provisioning: build: running") == 1, logs  # built once
+    # Built at `up` and after the config change; reused at `start`.
+    assert logs.count("provisioning: build: running") == 2, logs
     assert logs.count("provisioning: reuse:") == 1, logs
     second = project.status()["web"]["pid"]
     inner = wait_until(lambda: container_process(second), 30, 0.05, "the second container")
