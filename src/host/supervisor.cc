@@ -643,7 +643,9 @@ void Supervisor::notify_observers() {
                 }
                 break;
             case ServiceState::Stopped:
-                m_logs->write_system("stopped");
+                if (m_logged_state != ServiceState::Pending) {
+                    m_logs->write_system("stopped");  // not for one that never started
+                }
                 break;
             case ServiceState::Exited:
                 // "exited with code N" was logged at the exit; say it is final.

@@ -135,6 +135,15 @@ TEST_F(SupervisorTest, CrashLoopBacksOffThenFails) {
     EXPECT_EQ(seen.back(), ServiceState::Failed);
 }
 
+TEST_F(SupervisorTest, StoppingAServiceThatNeverStartedLogsNothing) {
+    // `up --foreground web` then Ctrl-C: the project's other services were
+    // never started and must not print "[locald] stopped".
+    auto s = make(options({helper_path(), "sleep", "10"}));
+    s->stop();
+    EXPECT_EQ(s->status().state, ServiceState::Stopped);
+    EXPECT_EQ(all_logs(*s).find("stopped"), std::string::npos) << all_logs(*s);
+}
+
 TEST_F(SupervisorTest, AnExitThatLeftNothingIsNotShownAsStopping) {
     // `stopping` is for runs locald ends (or an exit's leftovers being ended):
     // a process that exits on its own goes from running to its next state.
