@@ -1234,14 +1234,23 @@ bool ServiceManager::all_down() const {
 void ServiceManager::on_status(Project& project, Service& service) {
     if (service.is_image()) {
         on_image_status(project, service);  // before listeners see a transient "stopped"
-    } else if (service.is_build_container() && service.restart_after_down && service.supervisor &&
-               !service.provisioning) {
+    } else if (service.is_build_container() && service.supervisor && !service.provisioning) {
         ServiceState state = service.supervisor->status().state;
         if (state == ServiceState::Stopped || state == ServiceState::Exited ||
             state == ServiceState::Failed) {
-            service.restart_after_down = false;
-            if (service.desired_up && !service.removing) {
+            bool wanted = service.desired_up && !service.removing;
+            if (service.restart_after_down && wanted) {
+                service.restart_after_down = false;
                 request_start(project, service);  // provision and write the spec afresh
+            } else if (!wanted) {
+                // Down for good: its spec and generated /etc files go (they
+                // are the user's own files; the next start writes them anew).
+                service.restart_after_down = false;
+                auto dirs = image_service_dirs(m_data_dir, project.name, service.spec.name);
+                if (auto removed = base::remove_all(dirs.dir); !removed) {
+                    LOG_WARN("{}:{}: removing `{}`: {}", project.name, service.spec.name, dirs.dir,
+                             removed.error().to_string());
+                }
             }
         }
     }

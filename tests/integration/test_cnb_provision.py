@@ -345,10 +345,18 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     assert proc_env(changed)["FROM_PROJECT"] == "changed"
     holder, launcher = changed, project.status()["web"]["pid"]
 
+    # The spec the launcher runs: 0600 in the service's 0700 dir.
+    service_dir = scratch.home / "data" / "services" / "cnbproj" / "web"
+    assert (service_dir / "spec.json").stat().st_mode & 0o777 == 0o600
+    assert service_dir.stat().st_mode & 0o777 == 0o700
+
     r = project.run("stop", "web", timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
     assert project.status()["web"]["state"] == "stopped"
     wait_until(lambda: gone(holder) and gone(launcher), 30, 0.05, "the container gone")
+    # Its spec and generated files are removed with it; the builder stays.
+    wait_until(lambda: not service_dir.exists(), 30, 0.05, "the service dir removed")
+    assert (builder_rootfs / "cnb" / "order.toml").is_file()
     # Started again: the dump is reused, the container runs again.
     r = project.run("start", "web", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
@@ -362,6 +370,9 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     r = project.run("down", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
     wait_until(lambda: gone(second) and gone(inner), 30, 0.05, "the second container gone")
+    services = scratch.home / "data" / "services" / "cnbproj"
+    wait_until(lambda: not any(services.iterdir()) if services.exists() else True, 30, 0.05,
+               "the service dirs removed")
     # Nothing of the service is left: no provision, no launcher (the daemon's
     # user-namespace holder, --hold-userns, lives as long as the daemon).
     leftover = [(p, argv) for p, _, _, argv in processes()
