@@ -48,7 +48,9 @@ const char kProvisionHelp[] =
     "copied to a workspace (without .git and .locald), detect and build run as the\n"
     "builder's user in the builder's root filesystem (rootless), and the launch\n"
     "layers and the built app are written to <data>/provisioned/<project>/<service>\n"
-    "(the Dump Layer) so `up` runs the process on the host. A service whose\n"
+    "(the Dump Layer) so `up` runs the process: in a rootless container of the\n"
+    "builder's rootfs with that copy at /layers and /workspace (mode \"container\",\n"
+    "the default), or on the host (mode \"host\"). A service whose\n"
     "builder, buildpacks, build env and app files are unchanged is reused.\n"
     "Prints each phase, the detected group and the process that will run.\n"
     "\n"
@@ -179,14 +181,20 @@ int run_provision(std::span<const std::string> args) {
         if (service->command.form == config::CommandLine::Form::Shell) {
             user_args = {"/bin/sh", "-c", service->command.shell};
         }
-        auto launch = cnb::dump_launch(*result, service->process, user_args, host_environment());
+        // Mode "container" (the default) runs it in the builder's rootfs with
+        // the dump at /layers and /workspace; mode "host" on the host.
+        const bool in_container = !service->runs_on_host();
+        auto launch = in_container ? cnb::container_launch(*result, service->process, user_args)
+                                   : cnb::dump_launch(*result, service->process, user_args,
+                                                      host_environment());
         if (!launch) {
             return report_error(
                 base::Error(launch.error()).context(fmt::format("service {}: the process", name)));
         }
-        std::printf("%s: process %s: %s (cwd %s)\n", name.c_str(),
+        std::printf("%s: process %s: %s (cwd %s%s)\n", name.c_str(),
                     launch->process_type.empty() ? "(command)" : launch->process_type.c_str(),
-                    join_argv(launch->argv).c_str(), launch->working_dir.c_str());
+                    join_argv(launch->argv).c_str(), launch->working_dir.c_str(),
+                    in_container ? ", in a container of the builder" : "");
         if (!launch->executable.empty() && launch->executable != launch->argv[0]) {
             std::printf("%s: executable %s\n", name.c_str(), launch->executable.c_str());
         }

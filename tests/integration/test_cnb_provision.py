@@ -345,6 +345,12 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     assert proc_env(changed)["FROM_PROJECT"] == "changed"
     holder, launcher = changed, project.status()["web"]["pid"]
 
+    # `locald provision` shows the process in the same (container) form.
+    r = project.run("provision", "web", "--offline", timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert ("web: process web: serve (cwd /workspace, in a container of the builder)"
+            in r.stdout), r.stdout
+
     # The spec the launcher runs: 0600 in the service's 0700 dir.
     service_dir = scratch.home / "data" / "services" / "cnbproj" / "web"
     assert (service_dir / "spec.json").stat().st_mode & 0o777 == 0o600
