@@ -345,6 +345,16 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
     assert proc_env(changed)["FROM_PROJECT"] == "changed"
     holder, launcher = changed, project.status()["web"]["pid"]
 
+    # The process dies: the restart policy starts the container again (same
+    # spec, no provision).
+    os.kill(holder, 9)
+    wait_until(lambda: project.status()["web"]["restarts"] >= 1, 60, 0.1, "a restart")
+    wait_until(lambda: project.status()["web"]["state"] == "ready", 60, 0.2, "ready again")
+    revived = wait_until(lambda: container_process(project.status()["web"]["pid"]), 30, 0.05,
+                         "the restarted container")
+    assert revived != holder and proc_env(revived)["FROM_PROJECT"] == "changed"
+    holder, launcher = revived, project.status()["web"]["pid"]
+
     # `locald provision` shows the process in the same (container) form.
     r = project.run("provision", "web", "--offline", timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
