@@ -2,7 +2,8 @@
 and one shell buildpack (Buildpack API 0.10) whose bin/detect passes when the
 app has `hello.txt` and whose bin/build makes a launch layer `web` with a
 `bin/serve` script and env.launch files, copies BP_GREETING (build env) into
-the app, and declares a default `web` process."""
+the app, and declares a default `web` process. With BP_EXECD set the layer
+also gets an exec.d program `hello` (FROM_EXECD = "yes")."""
 import json
 
 import oci_build as ob
@@ -41,6 +42,11 @@ exec /bin/busybox httpd -f -p "127.0.0.1:$PORT" -h .
 EOT
 chmod 755 "$L/bin/serve"
 printf '%s' "$L" > "$L/env.launch/WEB_HOME"
+if [ -n "$BP_EXECD" ]; then
+  mkdir -p "$L/exec.d"
+  printf '#!/bin/sh\necho "FROM_EXECD = \\"yes\\"" >&3\n' > "$L/exec.d/hello"
+  chmod 755 "$L/exec.d/hello"
+fi
 printf 'hi' > "$L/env.launch/GREETING.default"
 printf '[types]\\nlaunch = true\\n' > "$1/web.toml"
 mkdir -p "$1/build-only"

@@ -396,3 +396,27 @@ def test_up_runs_the_default_mode_in_a_container_of_the_builder(scratch):
                 any("__provision" in a or "__launch" in a or "locald-launch" in a
                     for a in argv)]
     assert leftover == []
+
+
+def test_container_mode_refuses_exec_d_naming_the_program(scratch):
+    project = make_project(scratch)
+    project.write_toml(f"""
+[project]
+name = "cnbproj"
+
+[service.web]
+build = {{ builder = "registry.test/builder:1", env = {{ BP_EXECD = "1" }} }}
+port = {free_port()}
+""")
+    r = project.run("up", timeout=180)
+    out = r.stdout + r.stderr
+    assert r.returncode == 1, out + project.daemon_log()
+    assert "the process needs exec.d programs (/layers/examples_hello/web/exec.d/hello)" in out, out
+    assert 'build mode "container" does not run them yet; use mode = "host"' in out, out
+    assert project.status()["web"]["state"] == "failed"
+    leftover = [p for p, _, _, argv in processes()
+                if argv and "--hold-userns" not in argv and
+                any("__provision" in a or "__launch" in a or "locald-launch" in a for a in argv)]
+    assert leftover == []
+    r = project.run("down", timeout=60)
+    assert r.returncode == 0, r.stdout + r.stderr
