@@ -133,9 +133,12 @@ base::Result<base::UniqueFd> open_mount_target(ChildContext& ctx, std::string_vi
     auto parent = TRY(base::open_parent_in_root(root, path, O_RDONLY | O_DIRECTORY));
     base::UniqueFd created(::openat(parent.dir.get(), parent.leaf.c_str(),
                                     O_CREAT | O_EXCL | O_WRONLY | O_NOFOLLOW | O_CLOEXEC, 0644));
-    if (!created) {
+    if (!created && errno != EEXIST) {
         return base::errno_error("creating the mount target `{}`", path);
     }
+    // EEXIST: another container on the same rootfs created it between our two
+    // looks (two services of one read-only builder starting together): use it,
+    // through the same confined open as any existing target.
     return base::open_in_root(root, path, O_PATH);
 }
 
