@@ -109,6 +109,28 @@ std::vector<std::string> host_environment() {
     return env;
 }
 
+// The provision request both internal modes read from their arguments
+// (--project --service --app-dir --builder --buildpack… --env K=V… --offline).
+base::Result<cnb::ProvisionRequest> request_from_args(const ParsedArgs& parsed,
+                                                      const std::string& data_dir) {
+    cnb::ProvisionRequest request;
+    request.project = parsed.value("project").value_or("");
+    request.service = parsed.value("service").value_or("");
+    request.app_dir = parsed.value("app-dir").value_or("");
+    request.builder = parsed.value("builder").value_or("");
+    request.data_dir = data_dir;
+    request.buildpacks = parsed.values("buildpack");
+    for (const auto& kv : parsed.values("env")) {
+        size_t eq = kv.find('=');
+        if (eq == std::string::npos) {
+            return base::invalid_argument("--env `{}`: expected K=V", kv);
+        }
+        request.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    request.offline = parsed.has("offline");
+    return request;
+}
+
 }  // namespace
 
 int run_provision(std::span<const std::string> args) {
@@ -229,21 +251,11 @@ int run_provision_internal(std::span<const std::string> args) {
     if (!paths) {
         return fail(paths.error());
     }
-    cnb::ProvisionRequest request;
-    request.project = parsed->value("project").value_or("");
-    request.service = parsed->value("service").value_or("");
-    request.app_dir = parsed->value("app-dir").value_or("");
-    request.builder = parsed->value("builder").value_or("");
-    request.data_dir = paths->data;
-    request.buildpacks = parsed->values("buildpack");
-    for (const auto& kv : parsed->values("env")) {
-        size_t eq = kv.find('=');
-        if (eq == std::string::npos) {
-            return fail(base::invalid_argument("--env `{}`: expected K=V", kv));
-        }
-        request.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    auto made = request_from_args(*parsed, paths->data);
+    if (!made) {
+        return fail(made.error());
     }
-    request.offline = parsed->has("offline");
+    cnb::ProvisionRequest request = made.release_value();
     request.force = parsed->has("force");
     if (request.app_dir.empty() || request.builder.empty()) {
         return fail(base::invalid_argument("__provision: --app-dir and --builder are required"));
@@ -325,22 +337,11 @@ int run_run_provisioned(std::span<const std::string> args) {
     if (!paths) {
         return report_error(paths.error());
     }
-    cnb::ProvisionRequest request;
-    request.project = parsed->value("project").value_or("");
-    request.service = parsed->value("service").value_or("");
-    request.app_dir = parsed->value("app-dir").value_or("");
-    request.builder = parsed->value("builder").value_or("");
-    request.data_dir = paths->data;
-    request.buildpacks = parsed->values("buildpack");
-    for (const auto& kv : parsed->values("env")) {
-        size_t eq = kv.find('=');
-        if (eq == std::string::npos) {
-            return report_usage("__run-provisioned",
-                                base::invalid_argument("--env `{}`: expected K=V", kv));
-        }
-        request.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    auto made = request_from_args(*parsed, paths->data);
+    if (!made) {
+        return report_usage("__run-provisioned", made.error());
     }
-    request.offline = parsed->has("offline");
+    cnb::ProvisionRequest request = made.release_value();
     request.on_progress = [](std::string_view phase, std::string_view message) {
         std::printf("locald: provision: %.*s: %.*s\n", static_cast<int>(phase.size()), phase.data(),
                     static_cast<int>(message.size()), message.data());

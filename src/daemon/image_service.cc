@@ -197,6 +197,33 @@ std::vector<ContainerEnvVar> container_env(const config::ServiceSpec& service,
     return out;
 }
 
+namespace {
+
+// What every container the daemon supervises gets from its service and the
+// daemon: network, limits, its own pty, state and seccomp cache dirs, and the
+// daemon's user namespace.
+void set_runtime(const ContainerInputs& in, ns::ContainerSpec& spec) {
+    const config::ServiceSpec& service = *in.service;
+    spec.network = service.container.network == config::NetworkMode::None ? ns::NetworkMode::None
+                                                                          : ns::NetworkMode::Host;
+    const auto& resources = service.container.resources;
+    if (resources.memory_bytes) {
+        spec.resources.memory_bytes = static_cast<int64_t>(*resources.memory_bytes);
+    }
+    spec.resources.cpus = resources.cpus;
+    spec.resources.pids = resources.pids;
+    // The container gets its own pty, relayed by the launcher to the
+    // supervisor's PTY, so `tty`, job control and `attach` work inside.
+    spec.tty = true;
+    spec.state_dir = in.dirs.state;
+    spec.seccomp_cache_dir = in.run_dir.empty() ? std::string() : in.run_dir + "/seccomp";
+    // The daemon's held user namespace (UsernsHolder): joining it skips the
+    // two setuid id-map helpers per start; "" = a fresh one per container.
+    spec.user_namespace = in.user_namespace;
+}
+
+}  // namespace
+
 base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
     const config::ServiceSpec& service = *in.service;
     const image::ImageDefaults& defaults = in.prepared.defaults;
@@ -261,23 +288,8 @@ base::Result<ns::ContainerSpec> container_spec(const ContainerInputs& in) {
         }
         spec.mounts.push_back(std::move(mount));
     }
-    spec.network = service.container.network == config::NetworkMode::None ? ns::NetworkMode::None
-                                                                          : ns::NetworkMode::Host;
     spec.read_only_rootfs = service.container.read_only;
-    const auto& resources = service.container.resources;
-    if (resources.memory_bytes) {
-        spec.resources.memory_bytes = static_cast<int64_t>(*resources.memory_bytes);
-    }
-    spec.resources.cpus = resources.cpus;
-    spec.resources.pids = resources.pids;
-    // The container gets its own pty, relayed by the launcher to the
-    // supervisor's PTY, so `tty`, job control and `attach` work inside.
-    spec.tty = true;
-    spec.state_dir = in.dirs.state;
-    spec.seccomp_cache_dir = in.run_dir.empty() ? std::string() : in.run_dir + "/seccomp";
-    // The daemon's held user namespace (UsernsHolder): joining it skips the
-    // two setuid id-map helpers per start; "" = a fresh one per container.
-    spec.user_namespace = in.user_namespace;
+    set_runtime(in, spec);
     return spec;
 }
 
@@ -358,18 +370,7 @@ base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& in,
     tmp.destination = "/tmp";
     tmp.options = {"mode=1777"};
     spec.mounts.push_back(std::move(tmp));
-    spec.network = service.container.network == config::NetworkMode::None ? ns::NetworkMode::None
-                                                                          : ns::NetworkMode::Host;
-    const auto& resources = service.container.resources;
-    if (resources.memory_bytes) {
-        spec.resources.memory_bytes = static_cast<int64_t>(*resources.memory_bytes);
-    }
-    spec.resources.cpus = resources.cpus;
-    spec.resources.pids = resources.pids;
-    spec.tty = true;
-    spec.state_dir = in.dirs.state;
-    spec.seccomp_cache_dir = in.run_dir.empty() ? std::string() : in.run_dir + "/seccomp";
-    spec.user_namespace = in.user_namespace;
+    set_runtime(in, spec);
     return spec;
 }
 
