@@ -17,6 +17,7 @@
 #include <grp.h>
 #include <pwd.h>
 #include <signal.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -100,12 +101,20 @@ public:
                    "`)";
         }
         m_controller = controller;
+        // Tests in several binaries run at once (ctest -j) and share the
+        // root's subtree_control: each holds a shared lock while it uses the
+        // controller; the last one out turns it off again if a test turned it
+        // on (the marker file says so).
+        m_lock = ::open(kLockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+        if (m_lock < 0 || ::flock(m_lock, LOCK_SH) != 0) {
+            return std::string("locking ") + kLockPath + ": " + std::strerror(errno);
+        }
         if (!has_word(read_text(m_mount + "/cgroup.subtree_control"), controller)) {
             if (!write_text(m_mount + "/cgroup.subtree_control", "+" + controller)) {
                 return "enabling " + controller +
                        " at the hierarchy's root: " + std::strerror(errno);
             }
-            m_enabled_at_root = true;
+            ::close(::open(kMarkerPath, O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
         }
         m_dir = m_mount + "/locald-test-delegated-" + std::to_string(::getpid()) + "-" +
                 std::to_string(++counter());
@@ -129,8 +138,12 @@ public:
         if (!m_dir.empty()) {
             remove_tree(m_dir);
         }
-        if (m_enabled_at_root) {
-            write_text(m_mount + "/cgroup.subtree_control", "-" + m_controller);
+        if (m_lock >= 0) {
+            // Exclusive only when no other test holds it: then we are the last.
+            if (::flock(m_lock, LOCK_EX | LOCK_NB) == 0 && ::unlink(kMarkerPath) == 0) {
+                write_text(m_mount + "/cgroup.subtree_control", "-" + m_controller);
+            }
+            ::close(m_lock);  // releases the lock
         }
     }
 
@@ -214,7 +227,9 @@ private:
     std::string m_mount;
     std::string m_dir;
     std::string m_controller;
-    bool m_enabled_at_root = false;
+    static constexpr const char* kLockPath = "/tmp/locald-test-cgroup-root.lock";
+    static constexpr const char* kMarkerPath = "/tmp/locald-test-cgroup-root.enabled";
+    int m_lock = -1;
     uid_t m_uid = 65534;
     gid_t m_gid = 65534;
     std::vector<pid_t> m_bystanders;
