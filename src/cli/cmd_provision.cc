@@ -28,6 +28,7 @@
 #include "base/error.h"
 #include "base/json.h"
 #include "base/paths.h"
+#include "base/sys.h"
 #include "cli/args.h"
 #include "cli/command.h"
 #include "cli/commands_list.h"
@@ -110,7 +111,8 @@ std::vector<std::string> host_environment() {
 }
 
 // The provision request both internal modes read from their arguments
-// (--project --service --app-dir --builder --buildpack… --env K=V… --offline).
+// (--project --service --app-dir --builder --buildpack… --env K=V…
+// --env-file F --offline).
 base::Result<cnb::ProvisionRequest> request_from_args(const ParsedArgs& parsed,
                                                       const std::string& data_dir) {
     cnb::ProvisionRequest request;
@@ -126,6 +128,22 @@ base::Result<cnb::ProvisionRequest> request_from_args(const ParsedArgs& parsed,
             return base::invalid_argument("--env `{}`: expected K=V", kv);
         }
         request.env.emplace_back(kv.substr(0, eq), kv.substr(eq + 1));
+    }
+    // The daemon passes build.env in a 0600 file, not on the command line
+    // (which every local user can read in `ps`): a JSON object of strings.
+    if (auto file = parsed.value("env-file")) {
+        auto text = TRY(base::read_file(*file, 1 << 20));
+        auto json = TRY(base::Json::parse(text).context(fmt::format("reading `{}`", *file)));
+        if (!json.is_object()) {
+            return base::invalid_argument("`{}`: expected a JSON object of build env values",
+                                          *file);
+        }
+        for (const auto& [key, value] : json.as_object()) {
+            if (!value.is_string()) {
+                return base::invalid_argument("`{}`: `{}` must be a string", *file, key);
+            }
+            request.env.emplace_back(key, value.as_string());
+        }
     }
     request.offline = parsed.has("offline");
     return request;
@@ -232,6 +250,7 @@ int run_provision_internal(std::span<const std::string> args) {
         {"builder", 0, true},
         {"buildpack", 0, true, true},
         {"env", 0, true, true},
+        {"env-file", 0, true},
         {"offline"},
         {"force"},
         {"container"},
@@ -325,9 +344,10 @@ namespace locald::cli {
 
 int run_run_provisioned(std::span<const std::string> args) {
     static const OptionSpec kRunOptions[] = {
-        {"project", 0, true}, {"service", 0, true},         {"app-dir", 0, true},
-        {"builder", 0, true}, {"buildpack", 0, true, true}, {"env", 0, true, true},
-        {"process", 0, true}, {"keep", 0, true, true},      {"offline"},
+        {"project", 0, true},  {"service", 0, true},         {"app-dir", 0, true},
+        {"builder", 0, true},  {"buildpack", 0, true, true}, {"env", 0, true, true},
+        {"env-file", 0, true}, {"process", 0, true},         {"keep", 0, true, true},
+        {"offline"},
     };
     auto parsed = parse_args(args, kRunOptions);
     if (!parsed) {

@@ -374,6 +374,22 @@ base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& in,
     return spec;
 }
 
+base::Result<std::string> write_build_env(
+    const ImageServiceDirs& dirs, const std::vector<std::pair<std::string, std::string>>& env) {
+    std::string parent = dirs.dir.substr(0, dirs.dir.rfind('/'));
+    TRY(base::mkdir_p(parent, 0700));
+    TRY(mkdir_private(dirs.dir));
+    base::Json object = base::Json::object();
+    for (const auto& [key, value] : env) {
+        object.set(key, value);
+    }
+    std::string text = object.dump();
+    std::string path =
+        fmt::format("{}/build-env-{:016x}.json", dirs.dir, std::hash<std::string>{}(text));
+    TRY(base::atomic_write_file(path, text, 0600));
+    return path;
+}
+
 base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
                                         const ImageServiceDirs& dirs) {
     std::string parent = dirs.dir.substr(0, dirs.dir.rfind('/'));

@@ -122,6 +122,13 @@ base::Result<ProvisionedContainer> provisioned_container_from_json(const base::J
 base::Result<ns::ContainerSpec> build_container_spec(const ContainerInputs& inputs,
                                                      const ProvisionedContainer& container);
 
+// Writes a build service's build.env as a JSON object, 0600, atomically, in
+// the 0700 service dir, for `__provision` / `__run-provisioned --env-file`
+// (values on a command line would be readable by every local user).
+// Returns the file's path.
+base::Result<std::string> write_build_env(
+    const ImageServiceDirs& dirs, const std::vector<std::pair<std::string, std::string>>& env);
+
 // Writes `spec` as JSON, 0600, atomically, creating the 0700 service dir.
 base::Result<void> write_container_spec(const ns::ContainerSpec& spec,
                                         const ImageServiceDirs& dirs);

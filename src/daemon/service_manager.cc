@@ -638,9 +638,7 @@ base::Result<host::SupervisorOptions> ServiceManager::supervisor_options(
         for (const auto& buildpack : spec.build->buildpacks) {
             argv.insert(argv.end(), {"--buildpack", buildpack});
         }
-        for (const auto& [key, value] : spec.build->env) {
-            argv.insert(argv.end(), {"--env", key + "=" + value});
-        }
+        TRY(add_build_env(argv, project, spec));
         if (!spec.process.empty()) {
             argv.insert(argv.end(), {"--process", spec.process});
         }
@@ -1590,6 +1588,29 @@ void ServiceManager::start_image(Project& project, Service& service) {
 
 // ---------------------------------------------------------------- build services
 
+base::Result<void> ServiceManager::add_build_env(std::vector<std::string>& argv,
+                                                 const Project& project,
+                                                 const config::ServiceSpec& spec) const {
+    if (spec.build->env.empty()) {
+        return base::ok();
+    }
+    if (m_data_dir.empty()) {
+        // No data dir (a foreground `up`): the values go on the command line
+        // of the user's own foreground process tree.
+        for (const auto& [key, value] : spec.build->env) {
+            argv.insert(argv.end(), {"--env", key + "=" + value});
+        }
+        return base::ok();
+    }
+    // A 0600 file, not the command line, which every local user can read.
+    // Its name changes with its content, so a change of build.env changes
+    // the argv and so the service's fingerprint (it re-runs).
+    std::string path = TRY(
+        write_build_env(image_service_dirs(m_data_dir, project.name, spec.name), spec.build->env));
+    argv.insert(argv.end(), {"--env-file", path});
+    return base::ok();
+}
+
 void ServiceManager::start_provision(Project& project, Service& service) {
     service.waiting = false;
     service.provisioning.reset();  // one for an older config (kills it)
@@ -1601,8 +1622,9 @@ void ServiceManager::start_provision(Project& project, Service& service) {
     for (const auto& buildpack : build.buildpacks) {
         argv.insert(argv.end(), {"--buildpack", buildpack});
     }
-    for (const auto& [key, value] : build.env) {
-        argv.insert(argv.end(), {"--env", key + "=" + value});
+    if (auto added = add_build_env(argv, project, service.spec); !added) {
+        fail_service(project, service, added.error().to_string());
+        return;
     }
     const bool container = service.is_build_container();
     if (container) {

@@ -192,6 +192,10 @@ private:
     // status and log), then the supervisor; mode "container" (the default)
     // adds `--container` and writes the container's spec.json from its
     // result (build_container_spec) before the launcher runs it.
+    // Passes spec.build->env to a provision child: `--env-file` (0600) when
+    // there is a data dir.
+    base::Result<void> add_build_env(std::vector<std::string>& argv, const Project& project,
+                                     const config::ServiceSpec& spec) const;
     void start_provision(Project& project, Service& service);
     void cleanup_image(Project& project, Service& service);
     void cancel_image(Project& project, Service& service);

@@ -19,6 +19,7 @@ from cnb_util import load_builder
 from host_util import wait_until
 from image_util import Project, processes
 from image_util import scratch  # noqa: F401 (the fixture)
+from ns_util import popen_as
 
 TOML = """
 [project]
@@ -194,6 +195,31 @@ def test_up_runs_the_dump_on_the_host(scratch):
                30, 0.05, "second httpd gone")
     leftover = [p for p, _, _, argv in processes() if argv and "__run-provisioned" in argv]
     assert leftover == []
+
+
+def test_build_env_values_never_reach_a_command_line(scratch):
+    """build.env may hold credentials: the daemon hands them to its provision
+    children in a 0600 file in a 0700 dir, never on a command line that every
+    local user can read in `ps`."""
+    project = make_project(scratch)
+    project.write_toml(UP_TOML.format(ref="registry.test/builder:1", port=free_port()))
+    up = popen_as(scratch.user, [str(scratch.bin), "up"], scratch.home, cwd=str(project.dir))
+    seen = []
+    while up.poll() is None:
+        for pid, _, _, argv in processes():
+            if any("hello-build-env" in arg for arg in argv):
+                seen.append((pid, argv))
+    out, err = up.communicate()
+    assert up.returncode == 0, out + err + project.daemon_log()
+    assert not seen, seen
+    files = list((scratch.home / "data" / "services").glob("*/web/build-env-*.json"))
+    assert len(files) == 1, files
+    assert os.stat(files[0]).st_mode & 0o777 == 0o600
+    assert os.stat(files[0].parent).st_mode & 0o777 == 0o700
+    assert json.loads(files[0].read_text()) == {"BP_GREETING": "hello-build-env"}
+    # ... and the build got them (the buildpack writes BP_GREETING into the app).
+    assert (dump_of(scratch) / "app" / "built.txt").read_text() == "hello-build-env"
+    project.run("down", timeout=90)
 
 
 def test_up_with_a_failing_detect_fails_the_service_with_the_reason(scratch):
