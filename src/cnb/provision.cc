@@ -93,26 +93,7 @@ std::string tail(std::string_view text) {
 
 // The entries of a directory fd (not `.`/`..`), sorted.
 base::Result<std::vector<std::string>> list_names(int dir_fd, const std::string& display) {
-    int dup_fd = ::fcntl(dir_fd, F_DUPFD_CLOEXEC, 3);
-    if (dup_fd < 0) {
-        return base::errno_error("reading `{}`", display);
-    }
-    DIR* dir = ::fdopendir(dup_fd);
-    if (dir == nullptr) {
-        int saved = errno;
-        ::close(dup_fd);
-        errno = saved;
-        return base::errno_error("reading `{}`", display);
-    }
-    ::rewinddir(dir);
-    std::vector<std::string> names;
-    while (struct dirent* entry = ::readdir(dir)) {
-        std::string_view name = entry->d_name;
-        if (name != "." && name != "..") {
-            names.emplace_back(name);
-        }
-    }
-    ::closedir(dir);
+    std::vector<std::string> names = TRY(base::list_dir_names(dir_fd, display));
     std::sort(names.begin(), names.end());
     return names;
 }
